@@ -1,0 +1,68 @@
+//! Bitrise: outputs exported with `envman add` (stdin closed, no `$`
+//! expansion), the summary and outcome written into `$BITRISE_DEPLOY_DIR`, and
+//! the final error printed in red so Bitrise shows it as the failure reason.
+
+use super::{Annotation, Backend, Level, Paths, env_name};
+use std::io::{self, Write};
+use std::process::{Command, Stdio};
+
+pub struct Bitrise {
+    paths: Paths,
+}
+
+impl Bitrise {
+    pub fn new(paths: Paths) -> Self {
+        Self { paths }
+    }
+}
+
+impl Backend for Bitrise {
+    fn mask(&mut self, _out: &mut dyn Write, _value: &str) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn annotate(&mut self, out: &mut dyn Write, a: &Annotation) -> io::Result<()> {
+        let color = match a.level {
+            Level::Error => "\x1b[31;1m",
+            Level::Warning => "\x1b[33;1m",
+            Level::Notice => "\x1b[34;1m",
+        };
+        let at = a.location.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
+        writeln!(out, "{color}{}{at}: {}\x1b[0m", a.level.as_str(), a.message)
+    }
+
+    fn group_start(&mut self, out: &mut dyn Write, title: &str) -> io::Result<()> {
+        writeln!(out, "\x1b[34;1m==> {title}\x1b[0m")
+    }
+
+    fn group_end(&mut self, _out: &mut dyn Write) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn output(&mut self, _out: &mut dyn Write, name: &str, value: &str) -> io::Result<()> {
+        let Some(envman) = &self.paths.envman else { return Ok(()) };
+        let status = Command::new(envman)
+            .args(["add", "--key", &env_name(name), "--value", value, "--no-expand"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("envman exited with {status}")))
+        }
+    }
+
+    fn finish(&mut self, _out: &mut dyn Write, summary_md: &str, _a: &[Annotation], json: &str) -> io::Result<()> {
+        if let Some(dir) = &self.paths.bitrise_deploy_dir {
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(dir.join("flightdeck-summary.md"), summary_md)?;
+            std::fs::write(dir.join("flightdeck-outcome.json"), json)?;
+        }
+        Ok(())
+    }
+
+    fn final_error(&mut self, out: &mut dyn Write, message: &str) -> io::Result<()> {
+        writeln!(out, "\x1b[31;1m{message}\x1b[0m")
+    }
+}

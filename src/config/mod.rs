@@ -1,0 +1,210 @@
+//! Turning the environment and global flags into one validated `Settings`.
+//! This is the only code that reads environment variables.
+
+pub mod duration;
+pub mod env;
+
+use crate::auth::{Issuer, PrivateKey, key};
+use crate::ci;
+use crate::error::Error;
+use crate::secret::Secret;
+use env::Env;
+use std::path::{Path, PathBuf};
+
+/// Names each input is accepted under, in precedence order: ours, fastlane's,
+/// Codemagic's, then the GitHub Action input.
+pub const KEY_ID: &[&str] = &["ASC_KEY_ID", "APP_STORE_CONNECT_API_KEY_KEY_ID", "APP_STORE_CONNECT_KEY_IDENTIFIER", "INPUT_API-KEY-ID"];
+pub const ISSUER_ID: &[&str] = &["ASC_ISSUER_ID", "APP_STORE_CONNECT_API_KEY_ISSUER_ID", "APP_STORE_CONNECT_ISSUER_ID", "INPUT_API-ISSUER-ID"];
+pub const PRIVATE_KEY: &[&str] = &["ASC_PRIVATE_KEY", "APP_STORE_CONNECT_API_KEY_KEY", "APP_STORE_CONNECT_PRIVATE_KEY", "INPUT_API-PRIVATE-KEY"];
+pub const PRIVATE_KEY_PATH: &[&str] = &["ASC_PRIVATE_KEY_PATH", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH", "INPUT_API-KEY-PATH"];
+pub const APP_ID: &[&str] = &["ASC_APP_ID", "INPUT_APP-ID"];
+pub const BUNDLE_ID: &[&str] = &["ASC_BUNDLE_ID", "INPUT_BUNDLE-ID"];
+pub const API_BASE: &[&str] = &["ASC_API_BASE_URL"];
+pub const PIPELINE: &[&str] = &["FLIGHTDECK_PIPELINE", "INPUT_PIPELINE"];
+pub const WEBHOOK_SECRET: &[&str] = &["ASC_WEBHOOK_SECRET"];
+
+/// Everything needed to call App Store Connect.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub key_id: String,
+    pub issuer: Issuer,
+    pub key: PrivateKey,
+}
+
+/// Global settings, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub api_base: String,
+    pub app_id: Option<String>,
+    pub bundle_id: Option<String>,
+    pub pipeline: Option<PathBuf>,
+    pub webhook_secret: Option<Secret>,
+    pub platform: ci::Platform,
+    pub ci_paths: ci::Paths,
+    pub workspace: Option<PathBuf>,
+    credentials: Option<Result<Credentials, Error>>,
+}
+
+impl Settings {
+    pub fn load(env: &Env, ci_flag: Option<ci::Platform>) -> Result<Self, Error> {
+        let api_base = env
+            .lookup(API_BASE)?
+            .map(|f| f.value)
+            .unwrap_or_else(|| crate::api::client::DEFAULT_BASE_URL.to_string());
+        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+            return Err(Error::input(format!("ASC_API_BASE_URL must be an http(s) URL, got {api_base:?}")));
+        }
+        let platform = ci::detect(ci_flag, env);
+        Ok(Self {
+            api_base,
+            app_id: env.lookup(APP_ID)?.map(|f| f.value),
+            bundle_id: env.lookup(BUNDLE_ID)?.map(|f| f.value),
+            pipeline: env.lookup(PIPELINE)?.map(|f| PathBuf::from(f.value)),
+            webhook_secret: env.lookup(WEBHOOK_SECRET)?.map(|f| Secret::new(f.value)),
+            platform,
+            ci_paths: ci_paths(env),
+            workspace: env.get("GITHUB_WORKSPACE").or(env.get("CI_PROJECT_DIR")).or(env.get("BITRISE_SOURCE_DIR")).map(PathBuf::from),
+            credentials: Some(load_credentials(env)),
+        })
+    }
+
+    /// Settings for code that builds its own credentials (the demo, tests).
+    pub fn with_credentials(api_base: &str, creds: Credentials) -> Self {
+        Self {
+            api_base: api_base.to_string(),
+            app_id: None,
+            bundle_id: None,
+            pipeline: None,
+            webhook_secret: None,
+            platform: ci::Platform::Local,
+            ci_paths: ci::Paths::default(),
+            workspace: None,
+            credentials: Some(Ok(creds)),
+        }
+    }
+
+    /// The credentials, or the reason they are unusable.
+    pub fn credentials(&self) -> Result<&Credentials, Error> {
+        match &self.credentials {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(Error::input("no App Store Connect credentials")),
+        }
+    }
+
+    /// A path as CI annotations want it: relative to the workspace when inside it.
+    pub fn display_path(&self, p: &Path) -> String {
+        if let Some(ws) = &self.workspace
+            && let Ok(abs) = std::path::absolute(p)
+            && let Ok(rel) = abs.strip_prefix(ws)
+        {
+            return rel.to_string_lossy().replace('\\', "/");
+        }
+        p.to_string_lossy().into_owned()
+    }
+}
+
+fn ci_paths(env: &Env) -> ci::Paths {
+    ci::Paths {
+        github_output: env.get("GITHUB_OUTPUT").map(PathBuf::from),
+        github_step_summary: env.get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+        gitlab_dotenv: PathBuf::from(env.get("FLIGHTDECK_DOTENV").unwrap_or("flightdeck.env")),
+        gitlab_codequality: PathBuf::from(env.get("FLIGHTDECK_CODEQUALITY_REPORT").unwrap_or("gl-code-quality-report.json")),
+        bitrise_deploy_dir: env.get("BITRISE_DEPLOY_DIR").map(PathBuf::from),
+        envman: env.get("PATH").and_then(|p| find_on_path(p, "envman")),
+    }
+}
+
+fn find_on_path(path: &str, name: &str) -> Option<PathBuf> {
+    std::env::split_paths(path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// Read the key id, issuer and private key (text or path) from the environment.
+pub fn load_credentials(env: &Env) -> Result<Credentials, Error> {
+    let key_id = env.lookup(KEY_ID)?.ok_or_else(|| {
+        Error::input("ASC_KEY_ID is not set: flightdeck needs an App Store Connect API key")
+            .with_hint("create a key in App Store Connect > Users and Access > Integrations and pass its id as ASC_KEY_ID, with ASC_ISSUER_ID and ASC_PRIVATE_KEY")
+    })?;
+    let issuer = match env.lookup(ISSUER_ID)? {
+        Some(f) => Issuer::Team(f.value.trim().to_string()),
+        None => Issuer::Individual,
+    };
+    let (name, text) = match env.lookup(PRIVATE_KEY)? {
+        Some(f) if Path::new(f.value.trim()).is_file() && !f.value.contains("-----") => {
+            let text = read_key_file(&f.name, Path::new(f.value.trim()))?;
+            (f.name, text)
+        }
+        Some(f) => (f.name, f.value),
+        None => match env.lookup(PRIVATE_KEY_PATH)? {
+            Some(f) => {
+                let text = read_key_file(&f.name, Path::new(f.value.trim()))?;
+                (f.name, text)
+            }
+            None => {
+                return Err(Error::input("no private key: set ASC_PRIVATE_KEY (the .p8 contents, or base64 of them) or ASC_PRIVATE_KEY_PATH")
+                    .with_hint("the key is the AuthKey_<KEY ID>.p8 file downloaded once from App Store Connect"));
+            }
+        },
+    };
+    let key = key::parse(&text).map_err(|e| Error::input(format!("{name}: {e}")).with_hint(e.hint()))?;
+    Ok(Credentials { key_id: key_id.value.trim().to_string(), issuer, key })
+}
+
+fn read_key_file(var: &str, path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Error::input(format!("{var}: cannot read the key file {}: {e}", path.display()))
+            .with_hint("check the path; in CI, write the secret to a file first or pass the key text in ASC_PRIVATE_KEY")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_with(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn fastlane_and_codemagic_aliases_work() {
+        let (pem, _) = key::generate();
+        let fastlane = env_with(&[
+            ("APP_STORE_CONNECT_API_KEY_KEY_ID", "K1"),
+            ("APP_STORE_CONNECT_API_KEY_ISSUER_ID", "I1"),
+            ("APP_STORE_CONNECT_API_KEY_KEY", pem.expose()),
+        ]);
+        let c = load_credentials(&fastlane).unwrap();
+        assert_eq!((c.key_id.as_str(), c.issuer), ("K1", Issuer::Team("I1".into())));
+        let codemagic = env_with(&[("APP_STORE_CONNECT_KEY_IDENTIFIER", "K2"), ("APP_STORE_CONNECT_PRIVATE_KEY", pem.expose())]);
+        let c = load_credentials(&codemagic).unwrap();
+        assert_eq!((c.key_id.as_str(), c.issuer), ("K2", Issuer::Individual));
+        let gha = env_with(&[("INPUT_API-KEY-ID", "K3"), ("INPUT_API-PRIVATE-KEY", pem.expose())]);
+        assert_eq!(load_credentials(&gha).unwrap().key_id, "K3");
+    }
+
+    #[test]
+    fn key_from_a_path_in_either_variable() {
+        let (pem, _) = key::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("AuthKey_K.p8");
+        std::fs::write(&p, pem.expose()).unwrap();
+        let p = p.to_str().unwrap();
+        assert!(load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY_PATH", p)])).is_ok());
+        assert!(load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY", p)])).is_ok());
+        let e = load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY_PATH", "/nope/AuthKey.p8")])).unwrap_err();
+        assert!(e.message.contains("ASC_PRIVATE_KEY_PATH: cannot read the key file /nope/AuthKey.p8"), "{}", e.message);
+    }
+
+    #[test]
+    fn missing_and_empty_inputs_say_what_to_do() {
+        let e = load_credentials(&env_with(&[])).unwrap_err();
+        assert!(e.message.starts_with("ASC_KEY_ID is not set"));
+        let e = load_credentials(&env_with(&[("ASC_KEY_ID", "K")])).unwrap_err();
+        assert!(e.message.starts_with("no private key"));
+        let e = load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY", "")])).unwrap_err();
+        assert!(e.message.contains("ASC_PRIVATE_KEY is set but empty"), "{}", e.message);
+        let e = load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY", "-----BEGIN EC PRIVATE KEY-----\nAA\n-----END EC PRIVATE KEY-----")])).unwrap_err();
+        assert!(e.message.starts_with("ASC_PRIVATE_KEY: the private key is a SEC1"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("openssl pkcs8 -topk8"));
+    }
+}

@@ -1,0 +1,19 @@
+//! flightdeck: ship Apple platform builds through the App Store Connect API
+//! from any CI, with no Mac.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! env + flags + flightdeck.yml ─► config::Settings, spec::Pipeline ─► plan::Plan
+//!   ─► auth::TokenSource ─► api::Client ─► upload / wait / testflight / feedback / webhooks
+//!   ─► outcome::Outcome ─► ci::Reporter (GitHub | GitLab | Bitrise | terminal) + exit code
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod ci;
+pub mod config;
+pub mod error;
+pub mod plan;
+pub mod secret;
+pub mod spec;

@@ -10,10 +10,12 @@
 //! ```
 
 pub mod api;
+pub mod artifact;
 pub mod auth;
 pub mod ci;
 pub mod config;
 pub mod error;
 pub mod plan;
 pub mod secret;
+pub mod simulator;
 pub mod spec;

@@ -1,0 +1,192 @@
+//! `.pkg`: a XAR archive. Its zlib-compressed XML table of contents lists the
+//! files; a component's `PackageInfo` names the app bundle with its
+//! `CFBundleShortVersionString` and `CFBundleVersion`, and `Distribution`
+//! names the product id and version.
+
+use super::{ArtifactError, BundleInfo};
+use crate::api::models::Platform;
+use quick_xml::events::Event;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+const MAGIC: &[u8; 4] = b"xar!";
+const MAX_TOC: u64 = 16 * 1024 * 1024;
+const MAX_MEMBER: u64 = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default)]
+struct Member {
+    name: String,
+    offset: u64,
+    length: u64,
+    gzip: bool,
+}
+
+pub fn read(path: &Path, shown: &str) -> Result<BundleInfo, ArtifactError> {
+    let bad = |m: String| ArtifactError::NotXar(shown.to_string(), m);
+    let mut f = std::fs::File::open(path).map_err(|e| ArtifactError::Unreadable(shown.into(), e.to_string()))?;
+    let mut header = [0u8; 28];
+    f.read_exact(&mut header).map_err(|_| bad("shorter than a xar header".into()))?;
+    if &header[..4] != MAGIC {
+        return Err(bad("missing the xar! signature".into()));
+    }
+    let header_size = u16::from_be_bytes([header[4], header[5]]) as u64;
+    let toc_len = u64::from_be_bytes(header[8..16].try_into().unwrap_or_default());
+    if toc_len == 0 || toc_len > MAX_TOC || header_size < 28 {
+        return Err(bad(format!("implausible table of contents ({toc_len} bytes)")));
+    }
+    f.seek(SeekFrom::Start(header_size)).map_err(|e| bad(e.to_string()))?;
+    let mut compressed = vec![0u8; toc_len as usize];
+    f.read_exact(&mut compressed).map_err(|_| bad("truncated table of contents".into()))?;
+    let mut toc = String::new();
+    flate2::read::ZlibDecoder::new(&compressed[..])
+        .take(MAX_TOC)
+        .read_to_string(&mut toc)
+        .map_err(|e| bad(format!("table of contents does not inflate: {e}")))?;
+    let heap = header_size + toc_len;
+    let members = members(&toc).map_err(bad)?;
+    let mut info = BundleInfo { platform: Some(Platform::MacOs), ..BundleInfo::default() };
+    for m in members.iter().filter(|m| m.name == "PackageInfo") {
+        let xml = member_text(&mut f, heap, m).map_err(bad)?;
+        if let Some((id, short, build)) = bundle_from_package_info(&xml) {
+            info.bundle_id = Some(id);
+            info.version = short;
+            info.build_number = build;
+            break;
+        }
+    }
+    if info.bundle_id.is_none() || info.version.is_none() {
+        for m in members.iter().filter(|m| m.name == "Distribution") {
+            let xml = member_text(&mut f, heap, m).map_err(bad)?;
+            if let Some((id, version)) = product_from_distribution(&xml) {
+                info.bundle_id = info.bundle_id.or(Some(id));
+                info.version = info.version.or(version);
+            }
+        }
+    }
+    Ok(info)
+}
+
+fn member_text(f: &mut std::fs::File, heap: u64, m: &Member) -> Result<String, String> {
+    if m.length > MAX_MEMBER {
+        return Err(format!("{} is too large ({} bytes)", m.name, m.length));
+    }
+    f.seek(SeekFrom::Start(heap + m.offset)).map_err(|e| e.to_string())?;
+    let mut raw = vec![0u8; m.length as usize];
+    f.read_exact(&mut raw).map_err(|_| format!("{} lies past the end of the file", m.name))?;
+    let mut text = String::new();
+    if m.gzip {
+        flate2::read::ZlibDecoder::new(&raw[..])
+            .take(MAX_MEMBER)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("{} does not inflate: {e}", m.name))?;
+    } else {
+        text = String::from_utf8_lossy(&raw).into_owned();
+    }
+    Ok(text)
+}
+
+/// The members of the TOC with their heap location (files at any depth).
+fn members(toc: &str) -> Result<Vec<Member>, String> {
+    let mut reader = quick_xml::Reader::from_str(toc);
+    let mut out = Vec::new();
+    let mut stack: Vec<Member> = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    loop {
+        match reader.read_event().map_err(|e| format!("table of contents is not XML: {e}"))? {
+            Event::Start(e) => {
+                let name = e.name().as_ref().to_string();
+                if name == "file" {
+                    stack.push(Member::default());
+                }
+                path.push(name);
+            }
+            Event::Empty(e) => {
+                if e.name().as_ref() == "encoding"
+                    && let Some(m) = stack.last_mut()
+                {
+                    let style = e.attributes().flatten().find(|a| a.key.as_ref() == "style");
+                    m.gzip = style.is_some_and(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map(|v| v.contains("gzip")).unwrap_or(false));
+                }
+            }
+            Event::Text(t) => {
+                let text = t.trim().to_string();
+                let (Some(tag), Some(m)) = (path.last(), stack.last_mut()) else { continue };
+                let parent = path.len().checked_sub(2).and_then(|i| path.get(i)).map(String::as_str);
+                match (parent, tag.as_str()) {
+                    (Some("file"), "name") => m.name = text,
+                    (Some("data"), "offset") => m.offset = text.parse().unwrap_or(0),
+                    (Some("data"), "length") => m.length = text.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            Event::End(e) => {
+                if e.name().as_ref() == "file"
+                    && let Some(m) = stack.pop()
+                    && m.length > 0
+                {
+                    out.push(m);
+                }
+                path.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn attrs(e: &quick_xml::events::BytesStart) -> Vec<(String, String)> {
+    e.attributes()
+        .flatten()
+        .map(|a| {
+            (
+                a.key.as_ref().to_string(),
+                a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map(|v| v.into_owned()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// `<bundle id=… CFBundleShortVersionString=… CFBundleVersion=… path=…>`: the
+/// top-most `.app` bundle.
+fn bundle_from_package_info(xml: &str) -> Option<(String, Option<String>, Option<String>)> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut best: Option<(usize, (String, Option<String>, Option<String>))> = None;
+    while let Ok(ev) = reader.read_event() {
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) if e.name().as_ref() == "bundle" => {
+                let a = attrs(e);
+                let get = |k: &str| a.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let (Some(id), Some(path)) = (get("id"), get("path")) else { continue };
+                if !path.trim_end_matches('/').ends_with(".app") {
+                    continue;
+                }
+                let depth = path.matches('/').count();
+                let cand = (id, get("CFBundleShortVersionString"), get("CFBundleVersion"));
+                if best.as_ref().is_none_or(|(d, _)| depth < *d) {
+                    best = Some((depth, cand));
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    best.map(|(_, b)| b)
+}
+
+/// `<product id=… version=…/>` of a Distribution file.
+fn product_from_distribution(xml: &str) -> Option<(String, Option<String>)> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    while let Ok(ev) = reader.read_event() {
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) if e.name().as_ref() == "product" => {
+                let a = attrs(e);
+                let get = |k: &str| a.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                return get("id").map(|id| (id, get("version")));
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+    None
+}

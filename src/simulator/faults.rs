@@ -1,0 +1,132 @@
+//! Fault injection, reproducible from a seed: 5xx, 429 with Retry-After and
+//! dropped connections on API calls; 5xx, drops, slowness and expired URLs on
+//! upload parts. Scripted faults (a queue) make single failures exact in tests.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    pub seed: u64,
+    /// Fraction of API calls answered 500/503 (before they take effect).
+    pub api_5xx: f64,
+    /// Fraction of API calls answered 429 with Retry-After.
+    pub api_429: f64,
+    /// Fraction of API calls whose connection is dropped after they took effect.
+    pub api_drop: f64,
+    /// Fraction of part uploads answered 500.
+    pub part_5xx: f64,
+    /// Fraction of part uploads cut off half way.
+    pub part_drop: f64,
+    /// Delay before each part upload is read, in milliseconds.
+    pub part_slow_ms: u64,
+    /// Fraction of part URLs issued already expired.
+    pub expired_urls: f64,
+    /// Retry-After sent with injected 429s, in seconds.
+    pub retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    Api,
+    Part,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    ServerError,
+    RateLimited,
+    Drop,
+}
+
+pub struct FaultInjector {
+    inner: Mutex<(Faults, StdRng, VecDeque<(Scope, Fault)>)>,
+}
+
+impl FaultInjector {
+    pub fn new(f: Faults) -> Self {
+        let rng = StdRng::seed_from_u64(f.seed);
+        Self { inner: Mutex::new((f, rng, VecDeque::new())) }
+    }
+
+    pub fn set(&self, f: Faults) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.1 = StdRng::seed_from_u64(f.seed);
+        g.0 = f;
+    }
+
+    pub fn get(&self) -> Faults {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    /// Queue exact faults for the next requests of a scope.
+    pub fn script(&self, scope: Scope, fault: Fault, times: usize) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..times {
+            g.2.push_back((scope, fault));
+        }
+    }
+
+    /// The fault for the next request of `scope`, if any.
+    pub fn next(&self, scope: Scope) -> Option<Fault> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (f, rng, queue) = &mut *g;
+        if let Some(pos) = queue.iter().position(|(s, _)| *s == scope) {
+            return queue.remove(pos).map(|(_, fault)| fault);
+        }
+        let roll: f64 = rng.random();
+        let (p5, p429, pdrop) = match scope {
+            Scope::Api => (f.api_5xx, f.api_429, f.api_drop),
+            Scope::Part => (f.part_5xx, 0.0, f.part_drop),
+        };
+        if roll < p5 {
+            Some(Fault::ServerError)
+        } else if roll < p5 + p429 {
+            Some(Fault::RateLimited)
+        } else if roll < p5 + p429 + pdrop {
+            Some(Fault::Drop)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a newly issued part URL should already be expired.
+    pub fn expire_url(&self) -> bool {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let p = g.0.expired_urls;
+        p > 0.0 && g.1.random::<f64>() < p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_faults() {
+        let f = Faults { seed: 42, api_5xx: 0.2, api_429: 0.2, api_drop: 0.1, ..Faults::default() };
+        let a = FaultInjector::new(f.clone());
+        let b = FaultInjector::new(f);
+        let run = |i: &FaultInjector| (0..200).map(|_| i.next(Scope::Api)).collect::<Vec<_>>();
+        let (ra, rb) = (run(&a), run(&b));
+        assert_eq!(ra, rb);
+        let errors = ra.iter().filter(|x| **x == Some(Fault::ServerError)).count();
+        assert!((20..=60).contains(&errors), "{errors} server errors in 200");
+    }
+
+    #[test]
+    fn scripted_faults_come_first_and_once() {
+        let i = FaultInjector::new(Faults::default());
+        i.script(Scope::Part, Fault::Drop, 2);
+        assert_eq!(i.next(Scope::Api), None);
+        assert_eq!(i.next(Scope::Part), Some(Fault::Drop));
+        assert_eq!(i.next(Scope::Part), Some(Fault::Drop));
+        assert_eq!(i.next(Scope::Part), None);
+    }
+}

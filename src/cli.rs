@@ -1,0 +1,279 @@
+//! Command-line flags (clap). Raw values only; `commands` turns them into plans.
+
+use crate::ci::Platform;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "flightdeck", version, about = "Ship iOS, macOS, tvOS and visionOS builds through the App Store Connect API, from any CI, with no Mac.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// text, or json: one JSON outcome document on stdout and nothing else there.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// error, warn, info, debug or trace (or FLIGHTDECK_LOG / RUST_LOG).
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    /// Which CI to report to; auto detects it from the environment.
+    #[arg(long, global = true, value_enum, default_value_t = CiChoice::Auto)]
+    pub ci: CiChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CiChoice {
+    Auto,
+    Github,
+    Gitlab,
+    Bitrise,
+    None,
+}
+
+impl CiChoice {
+    pub fn platform(self) -> Option<Platform> {
+        match self {
+            CiChoice::Auto => None,
+            CiChoice::Github => Some(Platform::GitHub),
+            CiChoice::Gitlab => Some(Platform::GitLab),
+            CiChoice::Bitrise => Some(Platform::Bitrise),
+            CiChoice::None => Some(Platform::Local),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline file (default flightdeck.yml, or FLIGHTDECK_PIPELINE).
+    Run {
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+        /// Validate, resolve and print the plan; call nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Validate a pipeline file; errors carry file:line:column.
+    Validate {
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+    },
+    /// Upload an .ipa or .pkg.
+    Upload(UploadArgs),
+    /// Wait until App Store Connect has processed a build.
+    Wait(WaitArgs),
+    /// Distribute a processed build through TestFlight.
+    Testflight(TestflightArgs),
+    /// Pull TestFlight crash and screenshot feedback to files.
+    Feedback(FeedbackArgs),
+    /// Manage App Store Connect webhooks, or receive them.
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
+    /// Print the highest build number App Store Connect knows + 1.
+    NextBuildNumber(NextArgs),
+    /// Run the embedded App Store Connect simulator.
+    Simulator(SimulatorArgs),
+    /// Run the example pipeline against the embedded simulator, end to end.
+    Demo,
+    /// Print the pipeline file's JSON Schema.
+    #[command(hide = true)]
+    Schema,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct AppArgs {
+    /// App Store Connect app id (default ASC_APP_ID).
+    #[arg(long)]
+    pub app_id: Option<String>,
+    /// Bundle id (default ASC_BUNDLE_ID).
+    #[arg(long, conflicts_with = "app_id")]
+    pub bundle_id: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct WebhookArgs {
+    /// Also listen for App Store Connect webhooks on this address (polling stays on).
+    #[arg(long)]
+    pub webhook_listen: Option<String>,
+    /// Environment variable holding the webhook secret (default ASC_WEBHOOK_SECRET).
+    #[arg(long)]
+    pub webhook_secret_env: Option<String>,
+    /// Register a temporary webhook for this public URL (or `auto`) and delete it afterwards.
+    #[arg(long)]
+    pub webhook_register: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub app: AppArgs,
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[arg(long)]
+    pub version: Option<String>,
+    #[arg(long)]
+    pub build_number: Option<String>,
+    /// Succeed (reporting the existing ids) when the build number was already uploaded.
+    #[arg(long)]
+    pub skip_if_exists: bool,
+    /// Parts sent at once (1-32).
+    #[arg(long, default_value_t = crate::plan::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+    /// SHA_256 or MD5.
+    #[arg(long, default_value = "SHA_256")]
+    pub checksum: String,
+    /// Wait for processing after the upload.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long)]
+    pub timeout: Option<String>,
+    #[arg(long)]
+    pub poll_interval: Option<String>,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    #[arg(long, required_unless_present = "build", conflicts_with = "build")]
+    pub build_upload: Option<String>,
+    #[arg(long)]
+    pub build: Option<String>,
+    #[arg(long)]
+    pub timeout: Option<String>,
+    #[arg(long)]
+    pub poll_interval: Option<String>,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+    /// The app (needed only to register a temporary webhook).
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TestflightArgs {
+    #[arg(long)]
+    pub build: String,
+    /// Beta group name (repeatable).
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// What to Test notes.
+    #[arg(long)]
+    pub whats_new: Option<String>,
+    #[arg(long, default_value = "en-US")]
+    pub locale: String,
+    #[arg(long)]
+    pub submit_for_review: bool,
+    #[arg(long)]
+    pub notify: bool,
+    /// Export compliance answer when the build has none.
+    #[arg(long)]
+    pub uses_non_exempt_encryption: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub struct FeedbackArgs {
+    #[arg(long)]
+    pub build: Option<String>,
+    /// A duration (24h) or an RFC 3339 timestamp.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, default_value = "feedback")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NextArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+    #[arg(long)]
+    pub version: Option<String>,
+    #[arg(long, default_value = "IOS")]
+    pub platform: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCmd {
+    /// List the app's webhooks.
+    List(AppArgs),
+    /// Create a webhook (the secret is read from --secret-env).
+    Create {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        url: String,
+        /// Event type (repeatable), e.g. BUILD_UPLOAD_STATE_UPDATED.
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+        #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
+        secret_env: String,
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Change a webhook.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long = "event")]
+        events: Vec<String>,
+        #[arg(long)]
+        secret_env: Option<String>,
+        #[arg(long)]
+        enabled: Option<bool>,
+    },
+    /// Delete a webhook.
+    Delete { id: String },
+    /// Send a test delivery.
+    Ping { id: String },
+    /// List deliveries (optionally only FAILED, SUCCEEDED or PENDING).
+    Deliveries {
+        id: String,
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Send a delivery again.
+    Redeliver { delivery_id: String },
+    /// Receive deliveries: verify, dedupe, log, forward.
+    Listen {
+        #[arg(long)]
+        listen: String,
+        #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
+        secret_env: String,
+        /// Forward each verified delivery (body and signature) to this URL (repeatable).
+        #[arg(long = "forward")]
+        forward: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SimulatorArgs {
+    #[arg(long, default_value = "127.0.0.1:4010")]
+    pub listen: String,
+    /// Write ASC_* variables for this simulator (with a generated key) to this file.
+    #[arg(long, default_value = "flightdeck-simulator.env")]
+    pub write_env: PathBuf,
+    /// Bytes per upload part.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    pub part_size: u64,
+    /// Processing time after a commit (e.g. 2s).
+    #[arg(long, default_value = "2s")]
+    pub processing_delay: String,
+    /// Create feedback for each processed build.
+    #[arg(long)]
+    pub seed_feedback: bool,
+    /// Faults as JSON, e.g. '{"seed":7,"api_5xx":0.1,"part_drop":0.05}'.
+    #[arg(long)]
+    pub faults: Option<String>,
+}

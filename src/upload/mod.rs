@@ -1,0 +1,286 @@
+//! `flightdeck upload` and the pipeline's `upload` step.
+//!
+//! 1. Inspect the artifact; flags must agree with it (nothing is created otherwise).
+//! 2. Resolve the app from its bundle id.
+//! 3. Guard the build number: already uploaded -> refuse (next number in the
+//!    message) or skip; an interrupted earlier upload -> resume it.
+//! 4. Create the build upload and reserve the file, reconciling ambiguous
+//!    failures by reading back instead of creating twice.
+//! 5. Send the parts (`parts`), hashing in the same pass.
+//! 6. Commit with `uploaded: true` and the checksum; an ambiguous commit is
+//!    reconciled by reading the file's state.
+
+pub mod guard;
+pub mod parts;
+pub mod progress;
+
+use crate::api::models::{AssetDeliveryState, BuildUpload, BuildUploadFile, Platform};
+use crate::api::{ApiError, ApiErrorKind, resources as r};
+use crate::artifact::{self, Artifact};
+use crate::context::Ctx;
+use crate::error::{Detail, Error};
+use crate::plan::{AppRef, UploadPlan};
+use parts::{Part, Progress, Sender};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Uploaded {
+    pub build_upload_id: String,
+    pub app_id: String,
+    pub version: String,
+    pub build_number: String,
+    pub platform: Platform,
+    pub bytes_uploaded: u64,
+    pub upload_seconds: f64,
+    /// Already uploaded before and `skip-if-exists` was set.
+    pub skipped: bool,
+    pub resumed: bool,
+    pub artifact: Artifact,
+}
+
+impl Uploaded {
+    pub fn report(&self, ctx: &Ctx) {
+        let c = &ctx.ci;
+        c.set_output("build-upload-id", &self.build_upload_id);
+        c.set_output("app-id", &self.app_id);
+        c.set_output("version", &self.version);
+        c.set_output("build-number", &self.build_number);
+        c.set_output("platform", self.platform.as_str());
+        c.set_output("bytes-uploaded", self.bytes_uploaded);
+        c.set_output("upload-seconds", format!("{:.1}", self.upload_seconds));
+    }
+}
+
+/// Check flags against the artifact: any disagreement is an input error.
+pub fn reconcile(plan: &UploadPlan, a: &Artifact) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    let mut check = |what: &str, given: Option<&str>, found: &str, key: &str| {
+        if let Some(g) = given
+            && g != found
+        {
+            let mut e = Error::input(format!("{what} {g:?} disagrees with {key} {found:?} in {}", a.file_name))
+                .with_hint("fix the value, or rebuild the artifact with the intended version; App Store Connect would reject the build during processing");
+            if let Some(o) = &plan.origin {
+                e = e.at(o.clone());
+            }
+            problems.push(e);
+        }
+    };
+    check("version", plan.version.as_deref(), &a.version, "CFBundleShortVersionString");
+    check("build number", plan.build_number.as_deref(), &a.build_number, "CFBundleVersion");
+    check("platform", plan.platform.as_ref().map(|p| p.as_str()), a.platform.as_str(), "the platform");
+    if let Some(AppRef::BundleId(b)) = &plan.app {
+        check("bundle id", Some(b), &a.bundle_id, "CFBundleIdentifier");
+    }
+    Error::many(problems).map_or(Ok(()), Err)
+}
+
+/// The app's id, checking its bundle id matches the artifact.
+pub async fn resolve_app(ctx: &Ctx, app: Option<&AppRef>, bundle_id: &str) -> Result<String, Error> {
+    if let Some(AppRef::Id(id)) = app {
+        let found = r::get_app(&ctx.api, id).await.map_err(|e| Error::from(e).context(format!("looking up app {id}")))?;
+        if let Some(b) = found.attrs().bundle_id
+            && b != bundle_id
+        {
+            return Err(Error::input(format!("app {id} has bundle id {b}, but the artifact is {bundle_id}")).with_hint("pass the app id of the artifact's app, or --bundle-id"));
+        }
+        return Ok(id.clone());
+    }
+    match r::find_app_by_bundle_id(&ctx.api, bundle_id).await? {
+        Some(a) => Ok(a.id),
+        None => Err(Error::input(format!("App Store Connect has no app with bundle id {bundle_id} for this API key's team"))
+            .with_hint("create the app in App Store Connect first, or check ASC_KEY_ID / ASC_ISSUER_ID belong to the right team")),
+    }
+}
+
+pub async fn run(ctx: &Ctx, plan: &UploadPlan) -> Result<Uploaded, Error> {
+    let a = artifact::inspect(&plan.file)?;
+    reconcile(plan, &a)?;
+    tracing::info!("{}: {} {} ({}) for {}, {} bytes", a.file_name, a.version, a.build_number, a.platform, a.bundle_id, a.size);
+    let app_id = resolve_app(ctx, plan.app.as_ref(), &a.bundle_id).await?;
+    let start = Instant::now();
+    let done = |id: &str, bytes: u64, skipped: bool, resumed: bool| Uploaded {
+        build_upload_id: id.to_string(),
+        app_id: app_id.clone(),
+        version: a.version.clone(),
+        build_number: a.build_number.clone(),
+        platform: a.platform.clone(),
+        bytes_uploaded: bytes,
+        upload_seconds: start.elapsed().as_secs_f64(),
+        skipped,
+        resumed,
+        artifact: a.clone(),
+    };
+    let (upload, resumed) = match guard::existing(&ctx.api, &app_id, &a.version, &a.build_number, &a.platform).await? {
+        guard::Existing::Taken(u) if plan.skip_if_exists => {
+            ctx.ci.notice(format!("build {} of {} ({}) is already uploaded (build upload {}); skipping", a.build_number, a.version, a.platform, u.id));
+            return Ok(done(&u.id, 0, true, false));
+        }
+        guard::Existing::Taken(u) => return Err(already_uploaded(ctx, &app_id, &a, Some(&u)).await),
+        guard::Existing::Resumable(u) => {
+            tracing::info!("resuming build upload {} left AWAITING_UPLOAD by an earlier run", u.id);
+            (u, true)
+        }
+        guard::Existing::None => (create_upload(ctx, &app_id, &a).await?, false),
+    };
+    let file = reserve_or_resume(ctx, &upload, &a, resumed).await?;
+    let state = file.attrs().asset_delivery_state.and_then(|s| s.state);
+    let bytes = if matches!(state, Some(AssetDeliveryState::UploadComplete | AssetDeliveryState::Complete)) {
+        tracing::info!("the file was already committed by an earlier run");
+        0
+    } else {
+        send_and_commit(ctx, plan, &a, &file).await.map_err(|e| resumable(e, &upload.id))?
+    };
+    let result = done(&upload.id, bytes, false, resumed);
+    warn_from_state(ctx, &upload.id).await;
+    Ok(result)
+}
+
+fn resumable(e: Error, upload_id: &str) -> Error {
+    if matches!(e.kind, crate::error::ExitKind::Transient | crate::error::ExitKind::Cancelled) && e.hint.is_none() {
+        e.with_hint(format!("build upload {upload_id} stays AWAITING_UPLOAD; run the same command again to resume it"))
+    } else {
+        e
+    }
+}
+
+async fn already_uploaded(ctx: &Ctx, app_id: &str, a: &Artifact, u: Option<&BuildUpload>) -> Error {
+    let next = guard::next(&ctx.api, app_id, Some(&a.version), &a.platform).await.unwrap_or_else(|_| guard::increment(&a.build_number));
+    let which = u.map(|u| format!(" (build upload {}, {})", u.id, u.state().map(|s| s.to_string()).unwrap_or_default())).unwrap_or_default();
+    Error::rejected(format!("build {} of version {} ({}) was already uploaded{which}", a.build_number, a.version, a.platform))
+        .with_hint(format!("the next free build number is {next}: set CFBundleVersion to {next} (or `flightdeck next-build-number`), or pass --skip-if-exists to treat this as done"))
+}
+
+/// Create the build upload; if the answer was lost, look for the one we made.
+async fn create_upload(ctx: &Ctx, app_id: &str, a: &Artifact) -> Result<BuildUpload, Error> {
+    let attempts = ctx.api.retry_policy().max_retries + 1;
+    let mut last = None;
+    for _ in 0..attempts {
+        match r::create_build_upload(&ctx.api, app_id, &a.version, &a.build_number, &a.platform).await {
+            Ok(u) => return Ok(u),
+            Err(e) if e.kind == ApiErrorKind::Conflict && e.has_code("ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE") => {
+                // Our own lost create, or a genuine duplicate?
+                if let guard::Existing::Resumable(u) = guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform).await? {
+                    return Ok(u);
+                }
+                return Err(already_uploaded(ctx, app_id, a, None).await);
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!("creating the build upload: {e}; checking whether it was created");
+                if let guard::Existing::Resumable(u) = guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform).await? {
+                    return Ok(u);
+                }
+                last = Some(e);
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last.map(Error::from).unwrap_or_else(|| Error::transient("could not create the build upload")))
+}
+
+/// The ASSET file of the upload: an earlier run's reservation, or a new one.
+async fn reserve_or_resume(ctx: &Ctx, upload: &BuildUpload, a: &Artifact, resumed: bool) -> Result<BuildUploadFile, Error> {
+    let mine = |f: &BuildUploadFile| {
+        let at = f.attrs();
+        at.asset_type.as_deref() == Some("ASSET") && at.file_name.as_deref() == Some(a.file_name.as_str()) && at.file_size == Some(a.size)
+    };
+    if resumed
+        && let Some(f) = r::list_build_upload_files(&ctx.api, &upload.id).await?.into_iter().find(|f| mine(f))
+    {
+        return Ok(r::get_file(&ctx.api, &f.id).await?);
+    }
+    let attempts = ctx.api.retry_policy().max_retries + 1;
+    let mut last: Option<ApiError> = None;
+    for _ in 0..attempts {
+        match r::reserve_file(&ctx.api, &upload.id, &a.file_name, a.size, a.kind.uti()).await {
+            Ok(f) => return Ok(f),
+            Err(e) if e.is_transient() => {
+                tracing::warn!("reserving the file: {e}; checking whether it was reserved");
+                if let Some(f) = r::list_build_upload_files(&ctx.api, &upload.id).await?.into_iter().find(|f| mine(f)) {
+                    return Ok(f);
+                }
+                last = Some(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last.map(Error::from).unwrap_or_else(|| Error::transient("could not reserve the file")))
+}
+
+async fn send_and_commit(ctx: &Ctx, plan: &UploadPlan, a: &Artifact, file: &BuildUploadFile) -> Result<u64, Error> {
+    let ops = file.attrs().upload_operations.unwrap_or_default();
+    if ops.is_empty() {
+        return Err(Error::transient(format!("App Store Connect returned no upload operations for file {}", file.id)));
+    }
+    let parts: Vec<Part> = ops.iter().enumerate().map(|(i, op)| Part::from_operation(op, i)).collect::<Result<_, _>>()?;
+    let pending: u64 = parts.iter().filter(|p| !p.done).map(|p| p.length).sum();
+    tracing::info!("sending {} of {} parts ({} bytes), {} at once", parts.iter().filter(|p| !p.done).count(), parts.len(), pending, plan.concurrency);
+    let api = ctx.api.clone();
+    let file_id = file.id.clone();
+    let renew: parts::Renew = Arc::new(move || {
+        let (api, file_id) = (api.clone(), file_id.clone());
+        Box::pin(async move {
+            let f = r::get_file(&api, &file_id).await?;
+            let ops = f.attrs().upload_operations.unwrap_or_default();
+            let mut map = HashMap::new();
+            for (i, op) in ops.iter().enumerate() {
+                let p = Part::from_operation(op, i)?;
+                map.insert(p.number, p);
+            }
+            Ok(map)
+        })
+    });
+    let progress = Arc::new(Progress::default());
+    let ticker = progress::spawn(progress.clone(), ctx.ci.platform() == crate::ci::Platform::Local);
+    let sender = Sender {
+        http: ctx.api.transfer().clone(),
+        file: a.path.clone(),
+        concurrency: plan.concurrency,
+        want_md5: plan.checksum == crate::plan::ChecksumAlgorithm::Md5,
+        renew,
+        progress: progress.clone(),
+        cancel: ctx.cancel.clone(),
+    };
+    let digests = sender.run(parts, a.size).await;
+    ticker.abort();
+    let digests = digests?;
+    let (hash, alg) = match plan.checksum {
+        crate::plan::ChecksumAlgorithm::Md5 => (digests.md5.clone().unwrap_or_default(), "MD5"),
+        crate::plan::ChecksumAlgorithm::Sha256 => (digests.sha256.clone(), "SHA_256"),
+    };
+    tracing::info!("all parts sent; committing with {alg} {hash}");
+    commit(ctx, &file.id, &hash, alg).await?;
+    Ok(pending)
+}
+
+/// Commit; when the answer is lost, read the file's state instead of guessing.
+async fn commit(ctx: &Ctx, file_id: &str, hash: &str, alg: &str) -> Result<(), Error> {
+    match r::commit_file(&ctx.api, file_id, hash, alg).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_transient() || e.kind == ApiErrorKind::Decode => {
+            tracing::warn!("commit answer lost ({e}); reading the file's state");
+            let f = r::get_file(&ctx.api, file_id).await?;
+            match f.attrs().asset_delivery_state.and_then(|s| s.state) {
+                Some(AssetDeliveryState::UploadComplete | AssetDeliveryState::Complete) => Ok(()),
+                _ => Ok(r::commit_file(&ctx.api, file_id, hash, alg).await.map(|_| ())?),
+            }
+        }
+        Err(e) => {
+            let details: Vec<Detail> = e.errors.iter().map(|x| Detail { code: x.code.clone(), message: x.detail.clone() }).collect();
+            Err(Error::from(e).context("committing the uploaded file").with_details(details))
+        }
+    }
+}
+
+/// Annotate the warnings Apple attached to the upload.
+async fn warn_from_state(ctx: &Ctx, upload_id: &str) {
+    if let Ok((u, _)) = r::get_build_upload(&ctx.api, upload_id).await {
+        for w in u.attrs().state.and_then(|s| s.warnings).unwrap_or_default() {
+            ctx.ci.warning(format!("App Store Connect: {}: {}", w.code.unwrap_or_default(), w.description.unwrap_or_default()));
+        }
+    }
+}

@@ -84,7 +84,9 @@ pub async fn main(cli: Cli, env: Env, out: &mut (dyn Write + Send), err: Box<dyn
     }
     let outcome = Outcome { annotations: reporter.annotations(), ..outcome };
     let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
-    reporter.finish(&outcome.markdown(), &json);
+    let quiet = matches!(cli.command, Command::Schema);
+    let md = if quiet { String::new() } else { outcome.markdown() };
+    reporter.finish(&md, &json);
     if let Err(e) = &result {
         reporter.final_error(&format!("flightdeck {}: {}", outcome.command, e.message));
     }

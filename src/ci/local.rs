@@ -37,10 +37,13 @@ impl Backend for Local {
     }
 
     fn finish(&mut self, out: &mut dyn Write, summary_md: &str, _a: &[Annotation], _json: &str) -> io::Result<()> {
-        if !summary_md.trim().is_empty() {
+        // The Markdown summary, minus its table rules and the outputs block (listed below).
+        let body = summary_md.split("<details>").next().unwrap_or_default();
+        if !body.trim().is_empty() {
             writeln!(out)?;
-            for line in summary_md.lines().filter(|l| !l.starts_with("| ---")) {
-                writeln!(out, "{}", line.trim_matches('|').replace(" | ", "  "))?;
+            for line in body.lines().filter(|l| !l.starts_with("| ---") && !l.starts_with("| step |")) {
+                let line = line.trim_start_matches("### ").trim_matches('|').replace(" | ", ": ");
+                writeln!(out, "{}", line.trim())?;
             }
         }
         if !self.outputs.is_empty() {

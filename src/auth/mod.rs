@@ -36,6 +36,25 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock moved by hand (tests, and rehearsing long waits).
+#[derive(Debug)]
+pub struct ManualClock(pub std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn starting_now() -> Self {
+        Self(std::sync::atomic::AtomicI64::new(jiff::Timestamp::now().as_second()))
+    }
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_unix(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Who the key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Issuer {
@@ -147,15 +166,6 @@ pub fn install_crypto_provider() {
 pub mod tests {
     use super::*;
     use std::sync::atomic::{AtomicI64, Ordering};
-
-    /// A clock tests move by hand.
-    #[derive(Debug, Default)]
-    pub struct ManualClock(pub AtomicI64);
-    impl Clock for ManualClock {
-        fn now_unix(&self) -> i64 {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
 
     fn decode(token: &str, public_pem: &str) -> (jsonwebtoken::Header, serde_json::Value) {
         let mut v = jsonwebtoken::Validation::new(Algorithm::ES256);

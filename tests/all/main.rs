@@ -1,0 +1,8 @@
+//! The integration tests, built as one binary. Everything runs against the
+//! embedded App Store Connect simulator on loopback.
+
+mod cli;
+mod sim_routes;
+mod support;
+mod upload;
+mod wait;

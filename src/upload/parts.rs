@@ -319,7 +319,8 @@ impl PartJob {
         let expired = status.as_u16() == 403 && (text.contains("expired") || self.part.expiration.is_some_and(|e| e <= jiff::Timestamp::now()));
         Err(if expired {
             Failure::Expired
-        } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+        } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 || text.contains("<Code>IncompleteBody</Code>") || text.contains("<Code>RequestTimeout</Code>") {
+            // Object stores answer 400 IncompleteBody / RequestTimeout to a body cut short in transit.
             Failure::Retry(format!("{status}: {text}"))
         } else {
             Failure::Fatal(format!("{status}: {text}"))

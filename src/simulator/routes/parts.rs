@@ -19,11 +19,27 @@ fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 pub async fn put(sim: S, Path((file_id, part)): Path<(String, u64)>, q: Q, headers: HeaderMap, body: Body) -> Response {
+    let path = format!("/_upload/{file_id}/{part}");
+    let resp = put_part(&sim, &file_id, part, &q, &headers, body).await;
+    sim.lock().log.push(crate::simulator::state::Logged { method: "PUT".into(), path, status: resp.status().as_u16() });
+    resp
+}
+
+/// A response whose body breaks: to the client, a connection dropped mid-reply.
+fn dropped() -> Response {
+    let stream = futures_util::stream::once(async { Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("fault: connection dropped")) });
+    let mut r = Response::new(Body::from_stream(stream));
+    *r.status_mut() = StatusCode::BAD_GATEWAY;
+    r.headers_mut().insert("content-length", axum::http::HeaderValue::from_static("100"));
+    r
+}
+
+async fn put_part(sim: &S, file_id: &str, part: u64, q: &crate::simulator::jsonapi::Query, headers: &HeaderMap, body: Body) -> Response {
     if headers.contains_key("authorization") {
         return s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", "Only one auth mechanism allowed; the URL is presigned, do not send an Authorization header");
     }
-    let expires: i64 = param(&q, "expires").and_then(|e| e.parse().ok()).unwrap_or(0);
-    if param(&q, "sig") != Some(part_signature(&file_id, part, expires, &sim.url_secret).as_str()) {
+    let expires: i64 = param(q, "expires").and_then(|e| e.parse().ok()).unwrap_or(0);
+    if param(q, "sig") != Some(part_signature(file_id, part, expires, &sim.url_secret).as_str()) {
         return s3_error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided");
     }
     if expires <= sim.now().as_second() {
@@ -31,7 +47,7 @@ pub async fn put(sim: S, Path((file_id, part)): Path<(String, u64)>, q: Q, heade
     }
     let (offset, length, spool) = {
         let st = sim.lock();
-        let Some(f) = st.files.get(&file_id) else { return s3_error(StatusCode::NOT_FOUND, "NoSuchUpload", "The specified upload does not exist") };
+        let Some(f) = st.files.get(file_id) else { return s3_error(StatusCode::NOT_FOUND, "NoSuchUpload", "The specified upload does not exist") };
         if f.state != "AWAITING_UPLOAD" {
             return s3_error(StatusCode::CONFLICT, "InvalidState", "The file was already committed");
         }
@@ -53,15 +69,16 @@ pub async fn put(sim: S, Path((file_id, part)): Path<(String, u64)>, q: Q, heade
     let cut_at = (fault == Some(Fault::Drop)).then_some(length / 2);
     let written = match write_at(&spool, offset, length, body, cut_at).await {
         Ok(n) => n,
+        Err(_) if cut_at.is_some() => return dropped(),
         Err(e) => return s3_error(StatusCode::BAD_REQUEST, "IncompleteBody", &e),
     };
     if written != length {
         return s3_error(StatusCode::BAD_REQUEST, "IncompleteBody", &format!("received {written} of {length} bytes"));
     }
-    let etag = format!("\"{}\"", &part_signature(&file_id, part, written as i64, "etag")[..32].to_uppercase());
+    let etag = format!("\"{}\"", &part_signature(file_id, part, written as i64, "etag")[..32].to_uppercase());
     {
         let mut st = sim.lock();
-        if let Some(p) = st.files.get_mut(&file_id).and_then(|f| f.parts.iter_mut().find(|p| p.number == part)) {
+        if let Some(p) = st.files.get_mut(file_id).and_then(|f| f.parts.iter_mut().find(|p| p.number == part)) {
             p.etag = Some(etag.trim_matches('"').to_string());
         }
     }

@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "flightdeck", version, about = "Ship iOS, macOS, tvOS and visionOS builds through the App Store Connect API, from any CI, with no Mac.")]
+#[command(
+    name = "flightdeck",
+    version,
+    about = "Ship iOS, macOS, tvOS and visionOS builds through the App Store Connect API, from any CI, with no Mac."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

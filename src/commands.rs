@@ -45,10 +45,22 @@ pub fn name(c: &Command) -> &'static str {
 }
 
 /// Run the command; returns the exit code. Everything for humans goes to `err`.
-pub async fn main(cli: Cli, env: Env, out: &mut (dyn Write + Send), err: Box<dyn Write + Send>, cancel: CancellationToken) -> u8 {
+pub async fn main(
+    cli: Cli,
+    env: Env,
+    out: &mut (dyn Write + Send),
+    err: Box<dyn Write + Send>,
+    cancel: CancellationToken,
+) -> u8 {
     let settings = Settings::load(&env, cli.ci.platform());
-    let platform = settings.as_ref().map(|s| s.platform).unwrap_or_else(|_| crate::ci::detect(cli.ci.platform(), &env));
-    let paths = settings.as_ref().map(|s| s.ci_paths.clone()).unwrap_or_default();
+    let platform = settings
+        .as_ref()
+        .map(|s| s.platform)
+        .unwrap_or_else(|_| crate::ci::detect(cli.ci.platform(), &env));
+    let paths = settings
+        .as_ref()
+        .map(|s| s.ci_paths.clone())
+        .unwrap_or_default();
     let reporter = Arc::new(Reporter::new(platform, paths, err));
     // Secrets first, before anything else is printed.
     for name in config::PRIVATE_KEY.iter().chain(config::WEBHOOK_SECRET) {
@@ -82,10 +94,17 @@ pub async fn main(cli: Cli, env: Env, out: &mut (dyn Write + Send), err: Box<dyn
     if let Err(e) = &result {
         annotate_error(&reporter, e);
     }
-    let outcome = Outcome { annotations: reporter.annotations(), ..outcome };
+    let outcome = Outcome {
+        annotations: reporter.annotations(),
+        ..outcome
+    };
     let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
     let quiet = matches!(cli.command, Command::Schema);
-    let md = if quiet { String::new() } else { outcome.markdown() };
+    let md = if quiet {
+        String::new()
+    } else {
+        outcome.markdown()
+    };
     reporter.finish(&md, &json);
     if let Err(e) = &result {
         reporter.final_error(&format!("flightdeck {}: {}", outcome.command, e.message));
@@ -114,15 +133,28 @@ fn annotate_error(reporter: &Reporter, e: &Error) {
         if let Some(h) = &one.hint {
             text.push_str(&format!("\nhint: {h}"));
         }
-        reporter.annotate(Annotation::new(Level::Error, text).titled("flightdeck").at(one.location.clone()));
+        reporter.annotate(
+            Annotation::new(Level::Error, text)
+                .titled("flightdeck")
+                .at(one.location.as_deref().cloned()),
+        );
     }
 }
 
-pub fn build_ctx(settings: &Settings, reporter: Arc<Reporter>, cancel: CancellationToken) -> Result<Ctx, Error> {
+pub fn build_ctx(
+    settings: &Settings,
+    reporter: Arc<Reporter>,
+    cancel: CancellationToken,
+) -> Result<Ctx, Error> {
     let creds = settings.credentials()?;
     let masker = reporter.clone();
-    let tokens = TokenSource::new(&creds.key_id, creds.issuer.clone(), &creds.key, Arc::new(SystemClock))
-        .on_new_token(Arc::new(move |t: &Secret| masker.mask(t.expose())));
+    let tokens = TokenSource::new(
+        &creds.key_id,
+        creds.issuer.clone(),
+        &creds.key,
+        Arc::new(SystemClock),
+    )
+    .on_new_token(Arc::new(move |t: &Secret| masker.mask(t.expose())));
     let api = Client::new(&settings.api_base, Arc::new(tokens), RetryPolicy::default())?;
     Ok(Ctx::new(Arc::new(api), reporter, cancel))
 }
@@ -142,31 +174,63 @@ pub(crate) async fn app_id(ctx: &Ctx, a: &AppArgs, s: &Settings) -> Result<Strin
         Some(AppRef::BundleId(b)) => r::find_app_by_bundle_id(&ctx.api, &b)
             .await?
             .map(|a| a.id)
-            .ok_or_else(|| Error::input(format!("App Store Connect has no app with bundle id {b}"))),
-        None => Err(Error::input("which app? pass --app-id or --bundle-id, or set ASC_APP_ID / ASC_BUNDLE_ID")),
+            .ok_or_else(|| {
+                Error::input(format!("App Store Connect has no app with bundle id {b}"))
+            }),
+        None => Err(Error::input(
+            "which app? pass --app-id or --bundle-id, or set ASC_APP_ID / ASC_BUNDLE_ID",
+        )),
     }
 }
 
-fn flag_duration(v: &Option<String>, flag: &str, default: std::time::Duration) -> Result<std::time::Duration, Error> {
+fn flag_duration(
+    v: &Option<String>,
+    flag: &str,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, Error> {
     match v {
         Some(t) => duration::parse(t).map_err(|e| Error::input(format!("{flag}: {e}"))),
         None => Ok(default),
     }
 }
 
-fn wait_plan(target: plan::WaitTarget, timeout: &Option<String>, poll: &Option<String>, hook: &WebhookArgs, env: &Env) -> Result<WaitPlan, Error> {
+fn wait_plan(
+    target: plan::WaitTarget,
+    timeout: &Option<String>,
+    poll: &Option<String>,
+    hook: &WebhookArgs,
+    env: &Env,
+) -> Result<WaitPlan, Error> {
     let webhook = match &hook.webhook_listen {
         Some(listen) => {
             let secret = match &hook.webhook_secret_env {
-                Some(var) => Some(Secret::new(env.lookup(&[var.as_str()])?.ok_or_else(|| Error::input(format!("{var} is not set")))?.value)),
+                Some(var) => Some(Secret::new(
+                    env.lookup(&[var.as_str()])?
+                        .ok_or_else(|| Error::input(format!("{var} is not set")))?
+                        .value,
+                )),
                 None => None,
             };
-            let register = hook.webhook_register.as_ref().map(|r| if r == "auto" { Register::Auto } else { Register::Url(r.clone()) });
-            Some(WebhookListen { listen: listen.clone(), secret, register })
+            let register = hook.webhook_register.as_ref().map(|r| {
+                if r == "auto" {
+                    Register::Auto
+                } else {
+                    Register::Url(r.clone())
+                }
+            });
+            Some(WebhookListen {
+                listen: listen.clone(),
+                secret,
+                register,
+            })
         }
         None => None,
     };
-    let default_poll = if webhook.is_some() { plan::DEFAULT_POLL_WITH_WEBHOOK } else { plan::DEFAULT_POLL };
+    let default_poll = if webhook.is_some() {
+        plan::DEFAULT_POLL_WITH_WEBHOOK
+    } else {
+        plan::DEFAULT_POLL
+    };
     Ok(WaitPlan {
         target,
         timeout: flag_duration(timeout, "--timeout", plan::DEFAULT_TIMEOUT)?,
@@ -179,10 +243,16 @@ fn wait_plan(target: plan::WaitTarget, timeout: &Option<String>, poll: &Option<S
 pub fn load_plan(path: &Path, env: &Env, settings: &Settings) -> Result<plan::Plan, Error> {
     let shown = settings.display_path(path);
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::input(format!("cannot read the pipeline file {shown}: {e}")).with_hint("pass --pipeline FILE or set FLIGHTDECK_PIPELINE; the default is ./flightdeck.yml")
+        Error::input(format!("cannot read the pipeline file {shown}: {e}")).with_hint(
+            "pass --pipeline FILE or set FLIGHTDECK_PIPELINE; the default is ./flightdeck.yml",
+        )
     })?;
     let pipeline = spec::parse(&text, &shown)?;
-    let default_app = settings.app_id.clone().map(AppRef::Id).or_else(|| settings.bundle_id.clone().map(AppRef::BundleId));
+    let default_app = settings
+        .app_id
+        .clone()
+        .map(AppRef::Id)
+        .or_else(|| settings.bundle_id.clone().map(AppRef::BundleId));
     let mut plan = plan::from_pipeline(&pipeline, env, &shown, default_app)?;
     // Artifact paths are relative to the working directory, as users expect in CI.
     for s in &mut plan.steps {
@@ -194,14 +264,26 @@ pub fn load_plan(path: &Path, env: &Env, settings: &Settings) -> Result<plan::Pl
 }
 
 fn pipeline_path(flag: &Option<PathBuf>, s: &Settings) -> PathBuf {
-    flag.clone().or_else(|| s.pipeline.clone()).unwrap_or_else(|| PathBuf::from("flightdeck.yml"))
+    flag.clone()
+        .or_else(|| s.pipeline.clone())
+        .unwrap_or_else(|| PathBuf::from("flightdeck.yml"))
 }
 
-async fn dispatch(cli: &Cli, s: &Settings, env: &Env, reporter: Arc<Reporter>, cancel: CancellationToken, report: &mut Report) -> Result<(), Error> {
+async fn dispatch(
+    cli: &Cli,
+    s: &Settings,
+    env: &Env,
+    reporter: Arc<Reporter>,
+    cancel: CancellationToken,
+    report: &mut Report,
+) -> Result<(), Error> {
     match &cli.command {
         Command::Validate { pipeline } => {
             let plan = load_plan(&pipeline_path(pipeline, s), env, s)?;
-            report.text = Some(format!("{}ok: the pipeline is valid\n", plan::render(&plan)));
+            report.text = Some(format!(
+                "{}ok: the pipeline is valid\n",
+                plan::render(&plan)
+            ));
             report.data = serde_json::to_value(&plan).ok();
             Ok(())
         }
@@ -209,12 +291,17 @@ async fn dispatch(cli: &Cli, s: &Settings, env: &Env, reporter: Arc<Reporter>, c
             let plan = load_plan(&pipeline_path(pipeline, s), env, s)?;
             if *dry_run {
                 s.credentials()?;
-                report.text = Some(format!("{}dry run: nothing was called\n", plan::render(&plan)));
+                report.text = Some(format!(
+                    "{}dry run: nothing was called\n",
+                    plan::render(&plan)
+                ));
                 report.data = serde_json::to_value(&plan).ok();
                 return Ok(());
             }
             let ctx = build_ctx(s, reporter, cancel)?;
-            pipeline::execute(&ctx, &plan, s, &mut report.rows).await.map(|_| ())
+            pipeline::execute(&ctx, &plan, s, &mut report.rows)
+                .await
+                .map(|_| ())
         }
         Command::Upload(a) => {
             let up = plan::UploadPlan {
@@ -222,13 +309,30 @@ async fn dispatch(cli: &Cli, s: &Settings, env: &Env, reporter: Arc<Reporter>, c
                 app: app_ref(&a.app, s),
                 version: a.version.clone(),
                 build_number: a.build_number.clone(),
-                platform: a.platform.as_deref().map(plan::parse_platform).transpose().map_err(|e| Error::input(format!("--platform: {e}")))?,
+                platform: a
+                    .platform
+                    .as_deref()
+                    .map(plan::parse_platform)
+                    .transpose()
+                    .map_err(|e| Error::input(format!("--platform: {e}")))?,
                 skip_if_exists: a.skip_if_exists,
-                concurrency: plan::parse_concurrency(&a.concurrency.to_string()).map_err(|e| Error::input(format!("--concurrency: {e}")))?,
-                checksum: plan::parse_checksum(&a.checksum).map_err(|e| Error::input(format!("--checksum: {e}")))?,
+                concurrency: plan::parse_concurrency(&a.concurrency.to_string())
+                    .map_err(|e| Error::input(format!("--concurrency: {e}")))?,
+                checksum: plan::parse_checksum(&a.checksum)
+                    .map_err(|e| Error::input(format!("--checksum: {e}")))?,
                 origin: None,
             };
-            let wait = if a.wait { Some(wait_plan(plan::WaitTarget::PreviousUpload, &a.timeout, &a.poll_interval, &a.webhook, env)?) } else { None };
+            let wait = if a.wait {
+                Some(wait_plan(
+                    plan::WaitTarget::PreviousUpload,
+                    &a.timeout,
+                    &a.poll_interval,
+                    &a.webhook,
+                    env,
+                )?)
+            } else {
+                None
+            };
             // Catch artifact problems before any credential or network use.
             let art = crate::artifact::inspect(&up.file)?;
             upload::reconcile(&up, &art)?;
@@ -238,14 +342,27 @@ async fn dispatch(cli: &Cli, s: &Settings, env: &Env, reporter: Arc<Reporter>, c
             ctx.ci.group_end();
             let done = done?;
             done.report(&ctx);
-            report.rows.push(Row { step: "upload".into(), result: pipeline::upload_row(&done) });
+            report.rows.push(Row {
+                step: "upload".into(),
+                result: pipeline::upload_row(&done),
+            });
             if let Some(w) = wait {
                 ctx.ci.group_start("wait");
-                let r = wait::run(&ctx, &w, wait::Target::BuildUpload(done.build_upload_id.clone()), Some(&done.app_id), s.webhook_secret.as_ref()).await;
+                let r = wait::run(
+                    &ctx,
+                    &w,
+                    wait::Target::BuildUpload(done.build_upload_id.clone()),
+                    Some(&done.app_id),
+                    s.webhook_secret.as_ref(),
+                )
+                .await;
                 ctx.ci.group_end();
                 let waited = r?;
                 waited.report(&ctx);
-                report.rows.push(Row { step: "wait".into(), result: waited.summary() });
+                report.rows.push(Row {
+                    step: "wait".into(),
+                    result: waited.summary(),
+                });
             }
             Ok(())
         }
@@ -255,17 +372,32 @@ async fn dispatch(cli: &Cli, s: &Settings, env: &Env, reporter: Arc<Reporter>, c
                 (None, Some(b)) => plan::WaitTarget::Build(b.clone()),
                 (None, None) => return Err(Error::input("pass --build-upload ID or --build ID")),
             };
-            let w = wait_plan(target.clone(), &a.timeout, &a.poll_interval, &a.webhook, env)?;
+            let w = wait_plan(
+                target.clone(),
+                &a.timeout,
+                &a.poll_interval,
+                &a.webhook,
+                env,
+            )?;
             let ctx = build_ctx(s, reporter, cancel)?;
-            let app = if w.webhook.as_ref().is_some_and(|h| h.register.is_some()) { Some(app_id(&ctx, &a.app, s).await?) } else { None };
+            let app = if w.webhook.as_ref().is_some_and(|h| h.register.is_some()) {
+                Some(app_id(&ctx, &a.app, s).await?)
+            } else {
+                None
+            };
             let t = match target {
                 plan::WaitTarget::Build(b) => wait::Target::Build(b),
                 plan::WaitTarget::BuildUpload(u) => wait::Target::BuildUpload(u),
-                plan::WaitTarget::PreviousUpload => unreachable!("flags never name a previous upload"),
+                plan::WaitTarget::PreviousUpload => {
+                    unreachable!("flags never name a previous upload")
+                }
             };
             let waited = wait::run(&ctx, &w, t, app.as_deref(), s.webhook_secret.as_ref()).await?;
             waited.report(&ctx);
-            report.rows.push(Row { step: "wait".into(), result: waited.summary() });
+            report.rows.push(Row {
+                step: "wait".into(),
+                result: waited.summary(),
+            });
             Ok(())
         }
         Command::Testflight(a) => {
@@ -282,24 +414,46 @@ async fn dispatch(cli: &Cli, s: &Settings, env: &Env, reporter: Arc<Reporter>, c
                 uses_non_exempt_encryption: a.uses_non_exempt_encryption,
             };
             let ctx = build_ctx(s, reporter, cancel)?;
-            let d = ctx.or_cancel(testflight::run(&ctx, &tf, &a.build, None)).await?;
+            let d = ctx
+                .or_cancel(testflight::run(&ctx, &tf, &a.build, None))
+                .await?;
             ctx.ci.set_output("build-id", &d.build_id);
-            report.rows.push(Row { step: "testflight".into(), result: pipeline::testflight_row(&d) });
+            report.rows.push(Row {
+                step: "testflight".into(),
+                result: pipeline::testflight_row(&d),
+            });
             report.data = serde_json::to_value(&d).ok();
             Ok(())
         }
         Command::Feedback(a) => {
-            let since = a.since.as_deref().map(plan::parse_since).transpose().map_err(|e| Error::input(format!("--since: {e}")))?;
+            let since = a
+                .since
+                .as_deref()
+                .map(plan::parse_since)
+                .transpose()
+                .map_err(|e| Error::input(format!("--since: {e}")))?;
             let ctx = build_ctx(s, reporter, cancel)?;
             let app = app_id(&ctx, &a.app, s).await?;
-            let p = ctx.or_cancel(crate::feedback::run(&ctx, &app, a.build.as_deref(), &since, &a.out)).await?;
+            let p = ctx
+                .or_cancel(crate::feedback::run(
+                    &ctx,
+                    &app,
+                    a.build.as_deref(),
+                    &since,
+                    &a.out,
+                ))
+                .await?;
             pipeline::report_feedback(&ctx, &p);
-            report.rows.push(Row { step: "feedback".into(), result: format!("{} item(s) in {}", p.count, p.dir.display()) });
+            report.rows.push(Row {
+                step: "feedback".into(),
+                result: format!("{} item(s) in {}", p.count, p.dir.display()),
+            });
             report.data = serde_json::to_value(&p).ok();
             Ok(())
         }
         Command::NextBuildNumber(a) => {
-            let platform = plan::parse_platform(&a.platform).map_err(|e| Error::input(format!("--platform: {e}")))?;
+            let platform = plan::parse_platform(&a.platform)
+                .map_err(|e| Error::input(format!("--platform: {e}")))?;
             let ctx = build_ctx(s, reporter, cancel)?;
             let app = app_id(&ctx, &a.app, s).await?;
             let next = upload::guard::next(&ctx.api, &app, a.version.as_deref(), &platform).await?;
@@ -310,10 +464,26 @@ async fn dispatch(cli: &Cli, s: &Settings, env: &Env, reporter: Arc<Reporter>, c
             Ok(())
         }
         Command::Webhooks(w) => {
-            if let crate::cli::WebhooksCmd::Listen { listen, secret_env, forward } = w {
-                let secret = env.lookup(&[secret_env.as_str()])?.ok_or_else(|| Error::input(format!("{secret_env} is not set: the listener needs the webhook's secret")))?;
+            if let crate::cli::WebhooksCmd::Listen {
+                listen,
+                secret_env,
+                forward,
+            } = w
+            {
+                let secret = env.lookup(&[secret_env.as_str()])?.ok_or_else(|| {
+                    Error::input(format!(
+                        "{secret_env} is not set: the listener needs the webhook's secret"
+                    ))
+                })?;
                 reporter.mask(&secret.value);
-                return crate::webhooks::command::listen(listen, Secret::new(secret.value), forward, &reporter, cancel).await;
+                return crate::webhooks::command::listen(
+                    listen,
+                    Secret::new(secret.value),
+                    forward,
+                    &reporter,
+                    cancel,
+                )
+                .await;
             }
             let ctx = build_ctx(s, reporter, cancel)?;
             crate::webhooks::command::run(&ctx, w, s, env, report).await

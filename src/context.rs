@@ -18,7 +18,10 @@ impl Ctx {
     }
 
     /// Run `fut` unless cancellation comes first.
-    pub async fn or_cancel<T>(&self, fut: impl std::future::Future<Output = Result<T, crate::error::Error>>) -> Result<T, crate::error::Error> {
+    pub async fn or_cancel<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, crate::error::Error>>,
+    ) -> Result<T, crate::error::Error> {
         tokio::select! {
             r = fut => r,
             _ = self.cancel.cancelled() => Err(crate::error::Error::cancelled()),

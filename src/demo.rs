@@ -24,7 +24,14 @@ pub const DEMO_ISSUER: &str = "69a6de7f-2f5a-47e3-e053-5b8c7c11a4d1";
 pub fn demo_credentials() -> (Credentials, String) {
     let (private, public) = key::generate();
     let key = key::parse(private.expose()).expect("a generated key parses");
-    (Credentials { key_id: DEMO_KEY_ID.into(), issuer: Issuer::Team(DEMO_ISSUER.into()), key }, public)
+    (
+        Credentials {
+            key_id: DEMO_KEY_ID.into(),
+            issuer: Issuer::Team(DEMO_ISSUER.into()),
+            key,
+        },
+        public,
+    )
 }
 
 fn pipeline_yaml(dir: &Path) -> String {
@@ -49,7 +56,11 @@ steps:
     )
 }
 
-pub async fn run(reporter: &Arc<Reporter>, cancel: CancellationToken, report: &mut Report) -> Result<(), Error> {
+pub async fn run(
+    reporter: &Arc<Reporter>,
+    cancel: CancellationToken,
+    report: &mut Report,
+) -> Result<(), Error> {
     let (creds, public) = demo_credentials();
     let mut cfg = SimConfig::new(DEMO_KEY_ID, Some(DEMO_ISSUER), &public);
     cfg.part_size = 512 * 1024;
@@ -58,16 +69,26 @@ pub async fn run(reporter: &Arc<Reporter>, cancel: CancellationToken, report: &m
     let sim = simulator::spawn(cfg, "127.0.0.1:0".parse().expect("an address"))
         .await
         .map_err(|e| Error::input(format!("cannot start the simulator: {e}")))?;
-    reporter.line(&format!("flightdeck demo: App Store Connect simulator on {}", sim.base_url));
+    reporter.line(&format!(
+        "flightdeck demo: App Store Connect simulator on {}",
+        sim.base_url
+    ));
     let dir = std::path::absolute("flightdeck-demo").map_err(|e| Error::input(e.to_string()))?;
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
-    let mut app = crate::artifact::fixture::AppSpec::new(simulator::state::DEMO_BUNDLE_ID, "1.0.0", "1");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
+    let mut app =
+        crate::artifact::fixture::AppSpec::new(simulator::state::DEMO_BUNDLE_ID, "1.0.0", "1");
     app.payload_bytes = 3 * 1024 * 1024;
-    crate::artifact::fixture::write_ipa(&dir.join("Example.ipa"), &app).map_err(|e| Error::input(e.to_string()))?;
+    crate::artifact::fixture::write_ipa(&dir.join("Example.ipa"), &app)
+        .map_err(|e| Error::input(e.to_string()))?;
     let pipeline = dir.join("flightdeck.yml");
     std::fs::write(&pipeline, pipeline_yaml(&dir)).map_err(|e| Error::input(e.to_string()))?;
-    reporter.line(&format!("wrote {} and {}", dir.join("Example.ipa").display(), pipeline.display()));
+    reporter.line(&format!(
+        "wrote {} and {}",
+        dir.join("Example.ipa").display(),
+        pipeline.display()
+    ));
 
     let settings = Settings::with_credentials(&sim.base_url, creds);
     let plan = load_plan(&pipeline, &Env::from_process(), &settings)?;
@@ -77,27 +98,51 @@ pub async fn run(reporter: &Arc<Reporter>, cancel: CancellationToken, report: &m
     sim.stop().await;
     result?;
     if !violations.is_empty() {
-        return Err(Error::transient(format!("the simulator saw {} schema violation(s): {}", violations.len(), violations.join("; "))));
+        return Err(Error::transient(format!(
+            "the simulator saw {} schema violation(s): {}",
+            violations.len(),
+            violations.join("; ")
+        )));
     }
-    reporter.line(&format!("demo complete: see {} for the artifact, pipeline and pulled feedback", dir.display()));
+    reporter.line(&format!(
+        "demo complete: see {} for the artifact, pipeline and pulled feedback",
+        dir.display()
+    ));
     Ok(())
 }
 
 /// `flightdeck simulator`: serve until cancelled, with a generated key written to an env file.
-pub async fn simulator(a: &SimulatorArgs, reporter: &Arc<Reporter>, cancel: CancellationToken) -> Result<(), Error> {
+pub async fn simulator(
+    a: &SimulatorArgs,
+    reporter: &Arc<Reporter>,
+    cancel: CancellationToken,
+) -> Result<(), Error> {
     let (private, public) = key::generate();
     let mut cfg = SimConfig::new(DEMO_KEY_ID, Some(DEMO_ISSUER), &public);
     cfg.part_size = a.part_size.max(1024);
-    cfg.processing_delay = crate::config::duration::parse(&a.processing_delay).map_err(|e| Error::input(format!("--processing-delay: {e}")))?;
+    cfg.processing_delay = crate::config::duration::parse(&a.processing_delay)
+        .map_err(|e| Error::input(format!("--processing-delay: {e}")))?;
     cfg.seed_feedback = a.seed_feedback;
     if let Some(f) = &a.faults {
-        cfg.faults = serde_json::from_str::<Faults>(f).map_err(|e| Error::input(format!("--faults: {e}")))?;
+        cfg.faults = serde_json::from_str::<Faults>(f)
+            .map_err(|e| Error::input(format!("--faults: {e}")))?;
     }
-    let addr = a.listen.parse().map_err(|_| Error::input(format!("--listen: {:?} is not an address like 127.0.0.1:4010", a.listen)))?;
-    let sim = simulator::spawn(cfg, addr).await.map_err(|e| Error::input(format!("cannot listen on {}: {e}", a.listen)))?;
+    let addr = a.listen.parse().map_err(|_| {
+        Error::input(format!(
+            "--listen: {:?} is not an address like 127.0.0.1:4010",
+            a.listen
+        ))
+    })?;
+    let sim = simulator::spawn(cfg, addr)
+        .await
+        .map_err(|e| Error::input(format!("cannot listen on {}: {e}", a.listen)))?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(private.expose());
-    let env = format!("ASC_API_BASE_URL={}\nASC_KEY_ID={DEMO_KEY_ID}\nASC_ISSUER_ID={DEMO_ISSUER}\nASC_PRIVATE_KEY={b64}\n", sim.base_url);
-    std::fs::write(&a.write_env, env).map_err(|e| Error::input(format!("cannot write {}: {e}", a.write_env.display())))?;
+    let env = format!(
+        "ASC_API_BASE_URL={}\nASC_KEY_ID={DEMO_KEY_ID}\nASC_ISSUER_ID={DEMO_ISSUER}\nASC_PRIVATE_KEY={b64}\n",
+        sim.base_url
+    );
+    std::fs::write(&a.write_env, env)
+        .map_err(|e| Error::input(format!("cannot write {}: {e}", a.write_env.display())))?;
     reporter.line(&format!(
         "App Store Connect simulator on {} (app {} = {}); credentials in {}: `set -a; . {}; set +a`",
         sim.base_url,

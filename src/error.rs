@@ -69,8 +69,9 @@ pub struct Error {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Boxed: rare, and it keeps `Result<T, Error>` small.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<Detail>,
     /// Further problems found in the same validation pass (pipeline files report all at once).
@@ -109,7 +110,7 @@ impl Error {
         self
     }
     pub fn at(mut self, location: Location) -> Self {
-        self.location = Some(location);
+        self.location = Some(Box::new(location));
         self
     }
     pub fn with_details(mut self, details: Vec<Detail>) -> Self {
@@ -180,9 +181,19 @@ mod tests {
     #[test]
     fn display_carries_location_details_and_hint() {
         let e = Error::input("bad key")
-            .at(Location { file: "f.yml".into(), line: 3, column: 5 })
-            .with_details(vec![Detail { code: "X".into(), message: "y".into() }])
+            .at(Location {
+                file: "f.yml".into(),
+                line: 3,
+                column: 5,
+            })
+            .with_details(vec![Detail {
+                code: "X".into(),
+                message: "y".into(),
+            }])
             .with_hint("fix it");
-        assert_eq!(e.to_string(), "f.yml:3:5: bad key\n  - X: y\n  hint: fix it");
+        assert_eq!(
+            e.to_string(),
+            "f.yml:3:5: bad key\n  - X: y\n  hint: fix it"
+        );
     }
 }

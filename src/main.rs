@@ -15,7 +15,8 @@ fn init_logging(cli: &Cli, env: &Env) {
         .or_else(|| env.get("FLIGHTDECK_LOG").map(str::to_string))
         .or_else(|| env.get("RUST_LOG").map(str::to_string))
         .unwrap_or_else(|| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal() && env.raw("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -32,7 +33,10 @@ fn main() -> ExitCode {
     let env = Env::from_process();
     init_logging(&cli, &env);
     flightdeck::auth::install_crypto_provider();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -32,8 +32,17 @@ impl Outcome {
         let mut md = if self.ok {
             format!("### ✅ flightdeck {} succeeded\n\n", self.command)
         } else {
-            let msg = self.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
-            format!("### ❌ flightdeck {} failed (exit {})\n\n{}\n\n", self.command, self.exit_code, escape_md(&msg))
+            let msg = self
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            format!(
+                "### ❌ flightdeck {} failed (exit {})\n\n{}\n\n",
+                self.command,
+                self.exit_code,
+                escape_md(&msg)
+            )
         };
         if let Some(h) = self.error.as_ref().and_then(|e| e.hint.as_ref()) {
             md.push_str(&format!("> {}\n\n", escape_md(h)));
@@ -41,12 +50,18 @@ impl Outcome {
         if !self.summary.is_empty() {
             md.push_str("| step | result |\n| --- | --- |\n");
             for r in &self.summary {
-                md.push_str(&format!("| {} | {} |\n", escape_md(&r.step), escape_md(&r.result)));
+                md.push_str(&format!(
+                    "| {} | {} |\n",
+                    escape_md(&r.step),
+                    escape_md(&r.result)
+                ));
             }
             md.push('\n');
         }
         if !self.outputs.is_empty() {
-            md.push_str("<details><summary>outputs</summary>\n\n| output | value |\n| --- | --- |\n");
+            md.push_str(
+                "<details><summary>outputs</summary>\n\n| output | value |\n| --- | --- |\n",
+            );
             for (k, v) in &self.outputs {
                 md.push_str(&format!("| `{k}` | `{}` |\n", escape_md(v)));
             }

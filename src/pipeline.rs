@@ -17,17 +17,30 @@ pub struct Carry {
     pub build_id: Option<String>,
 }
 
-pub async fn execute(ctx: &Ctx, plan: &Plan, settings: &Settings, rows: &mut Vec<Row>) -> Result<Carry, Error> {
+pub async fn execute(
+    ctx: &Ctx,
+    plan: &Plan,
+    settings: &Settings,
+    rows: &mut Vec<Row>,
+) -> Result<Carry, Error> {
     let mut carry = Carry::default();
     for (i, step) in plan.steps.iter().enumerate() {
         let title = format!("step {}/{}: {}", i + 1, plan.steps.len(), step.name());
         ctx.ci.group_start(&title);
-        let result = ctx.or_cancel(run_step(ctx, step, plan, settings, &mut carry)).await;
+        let result = ctx
+            .or_cancel(run_step(ctx, step, plan, settings, &mut carry))
+            .await;
         ctx.ci.group_end();
         match result {
-            Ok(row) => rows.push(Row { step: step.name().into(), result: row }),
+            Ok(row) => rows.push(Row {
+                step: step.name().into(),
+                result: row,
+            }),
             Err(e) => {
-                rows.push(Row { step: step.name().into(), result: format!("failed: {}", e.message) });
+                rows.push(Row {
+                    step: step.name().into(),
+                    result: format!("failed: {}", e.message),
+                });
                 return Err(e);
             }
         }
@@ -45,8 +58,12 @@ async fn app_id(ctx: &Ctx, plan: &Plan, carry: &Carry) -> Result<String, Error> 
         Some(AppRef::BundleId(b)) => r::find_app_by_bundle_id(&ctx.api, b)
             .await?
             .map(|a| a.id)
-            .ok_or_else(|| Error::input(format!("App Store Connect has no app with bundle id {b}"))),
-        None => Err(Error::input("this step needs the app: set `app:` in the pipeline, ASC_APP_ID or ASC_BUNDLE_ID")),
+            .ok_or_else(|| {
+                Error::input(format!("App Store Connect has no app with bundle id {b}"))
+            }),
+        None => Err(Error::input(
+            "this step needs the app: set `app:` in the pipeline, ASC_APP_ID or ASC_BUNDLE_ID",
+        )),
     }
 }
 
@@ -55,14 +72,29 @@ async fn previous_build(ctx: &Ctx, carry: &mut Carry) -> Result<String, Error> {
     if let Some(b) = &carry.build_id {
         return Ok(b.clone());
     }
-    let u = carry.upload.as_ref().ok_or_else(|| Error::input("no earlier upload step produced a build"))?;
+    let u = carry
+        .upload
+        .as_ref()
+        .ok_or_else(|| Error::input("no earlier upload step produced a build"))?;
     let (_, build) = r::get_build_upload(&ctx.api, &u.build_upload_id).await?;
-    let b = build.ok_or_else(|| Error::input(format!("build upload {} has no build yet", u.build_upload_id)).with_hint("add a `wait` step before this one"))?;
+    let b = build.ok_or_else(|| {
+        Error::input(format!(
+            "build upload {} has no build yet",
+            u.build_upload_id
+        ))
+        .with_hint("add a `wait` step before this one")
+    })?;
     carry.build_id = Some(b.id.clone());
     Ok(b.id)
 }
 
-async fn run_step(ctx: &Ctx, step: &Step, plan: &Plan, settings: &Settings, carry: &mut Carry) -> Result<String, Error> {
+async fn run_step(
+    ctx: &Ctx,
+    step: &Step,
+    plan: &Plan,
+    settings: &Settings,
+    carry: &mut Carry,
+) -> Result<String, Error> {
     match step {
         Step::Upload(u) => {
             let done = upload::run(ctx, u).await?;
@@ -73,14 +105,25 @@ async fn run_step(ctx: &Ctx, step: &Step, plan: &Plan, settings: &Settings, carr
         }
         Step::Wait(w) => {
             let target = match &w.target {
-                WaitTarget::PreviousUpload => {
-                    wait::Target::BuildUpload(carry.upload.as_ref().map(|u| u.build_upload_id.clone()).ok_or_else(|| Error::input("wait needs an earlier upload step"))?)
-                }
+                WaitTarget::PreviousUpload => wait::Target::BuildUpload(
+                    carry
+                        .upload
+                        .as_ref()
+                        .map(|u| u.build_upload_id.clone())
+                        .ok_or_else(|| Error::input("wait needs an earlier upload step"))?,
+                ),
                 WaitTarget::BuildUpload(id) => wait::Target::BuildUpload(id.clone()),
                 WaitTarget::Build(id) => wait::Target::Build(id.clone()),
             };
             let app = app_id(ctx, plan, carry).await.ok();
-            let done = wait::run(ctx, w, target, app.as_deref(), settings.webhook_secret.as_ref()).await?;
+            let done = wait::run(
+                ctx,
+                w,
+                target,
+                app.as_deref(),
+                settings.webhook_secret.as_ref(),
+            )
+            .await?;
             done.report(ctx);
             carry.build_id = done.build_id.clone();
             Ok(done.summary())
@@ -90,7 +133,10 @@ async fn run_step(ctx: &Ctx, step: &Step, plan: &Plan, settings: &Settings, carr
                 BuildRef::Id(id) => id.clone(),
                 BuildRef::Previous => previous_build(ctx, carry).await?,
             };
-            let enc = carry.upload.as_ref().and_then(|u| u.artifact.uses_non_exempt_encryption);
+            let enc = carry
+                .upload
+                .as_ref()
+                .and_then(|u| u.artifact.uses_non_exempt_encryption);
             let d = testflight::run(ctx, t, &build, enc).await?;
             ctx.ci.set_output("build-id", &d.build_id);
             Ok(testflight_row(&d))
@@ -104,14 +150,23 @@ async fn run_step(ctx: &Ctx, step: &Step, plan: &Plan, settings: &Settings, carr
             };
             let p = feedback::run(ctx, &app, build.as_deref(), &f.since, &f.out).await?;
             report_feedback(ctx, &p);
-            Ok(format!("{} feedback item(s) ({} crash, {} screenshot) in {}", p.count, p.crashes, p.screenshots, p.dir.display()))
+            Ok(format!(
+                "{} feedback item(s) ({} crash, {} screenshot) in {}",
+                p.count,
+                p.crashes,
+                p.screenshots,
+                p.dir.display()
+            ))
         }
     }
 }
 
 pub fn upload_row(u: &Uploaded) -> String {
     if u.skipped {
-        return format!("{} {} ({}) already uploaded: build upload {}", u.version, u.build_number, u.platform, u.build_upload_id);
+        return format!(
+            "{} {} ({}) already uploaded: build upload {}",
+            u.version, u.build_number, u.platform, u.build_upload_id
+        );
     }
     let mib = u.bytes_uploaded as f64 / (1024.0 * 1024.0);
     format!(

@@ -177,14 +177,22 @@ impl Resolver<'_> {
     }
 
     fn opt_text(&mut self, t: &Option<Text>) -> Option<String> {
-        t.as_ref().and_then(|t| self.text(t)).filter(|s| !s.is_empty())
+        t.as_ref()
+            .and_then(|t| self.text(t))
+            .filter(|s| !s.is_empty())
     }
 
     fn problem(&mut self, t: &Text, msg: String) {
-        self.problems.push(Error::input(msg).at(t.location(self.file)));
+        self.problems
+            .push(Error::input(msg).at(t.location(self.file)));
     }
 
-    fn parse<T>(&mut self, t: &Option<Text>, what: &str, f: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+    fn parse<T>(
+        &mut self,
+        t: &Option<Text>,
+        what: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let t = t.as_ref()?;
         let v = self.text(t)?;
         match f(&v) {
@@ -220,7 +228,12 @@ pub fn parse_platform(v: &str) -> Result<Platform, String> {
         "MAC_OS" | "MACOS" | "OSX" => Platform::MacOs,
         "TV_OS" | "TVOS" | "APPLETVOS" => Platform::TvOs,
         "VISION_OS" | "VISIONOS" | "XROS" => Platform::VisionOs,
-        _ => return Err(format!("unknown platform {v:?}; use one of {}", Platform::ALL.join(", "))),
+        _ => {
+            return Err(format!(
+                "unknown platform {v:?}; use one of {}",
+                Platform::ALL.join(", ")
+            ));
+        }
     };
     Ok(p)
 }
@@ -244,16 +257,30 @@ pub fn parse_since(v: &str) -> Result<Since, String> {
     if let Ok(ts) = v.trim().parse::<jiff::Timestamp>() {
         return Ok(Since::At(ts.to_string()));
     }
-    duration::parse(v).map(Since::Ago).map_err(|e| format!("{e}, or an RFC 3339 timestamp"))
+    duration::parse(v)
+        .map(Since::Ago)
+        .map_err(|e| format!("{e}, or an RFC 3339 timestamp"))
 }
 
 /// Validate a pipeline into a plan, reporting every problem at once.
-pub fn from_pipeline(p: &Pipeline, env: &Env, file: &str, default_app: Option<AppRef>) -> Result<Plan, Error> {
-    let mut r = Resolver { env, file, problems: Vec::new() };
+pub fn from_pipeline(
+    p: &Pipeline,
+    env: &Env,
+    file: &str,
+    default_app: Option<AppRef>,
+) -> Result<Plan, Error> {
+    let mut r = Resolver {
+        env,
+        file,
+        problems: Vec::new(),
+    };
     if let Some(v) = r.text(&p.version)
         && v != "1"
     {
-        r.problem(&p.version, format!("unsupported pipeline version {v:?}; this flightdeck reads version 1"));
+        r.problem(
+            &p.version,
+            format!("unsupported pipeline version {v:?}; this flightdeck reads version 1"),
+        );
     }
     let app = match &p.app {
         Some(a) => match (r.opt_text(&a.id), r.opt_text(&a.bundle_id)) {
@@ -264,7 +291,12 @@ pub fn from_pipeline(p: &Pipeline, env: &Env, file: &str, default_app: Option<Ap
         None => default_app,
     };
     if p.steps.is_empty() {
-        r.problems.push(Error::input("the pipeline has no steps").at(Location { file: file.into(), line: 1, column: 1 }));
+        r.problems
+            .push(Error::input("the pipeline has no steps").at(Location {
+                file: file.into(),
+                line: 1,
+                column: 1,
+            }));
     }
     let mut steps = Vec::new();
     let mut uploaded = false;
@@ -274,9 +306,7 @@ pub fn from_pipeline(p: &Pipeline, env: &Env, file: &str, default_app: Option<Ap
                 uploaded = true;
                 Step::Upload(upload(&mut r, u, app.clone()))
             }
-            SpecStep::Wait(w) => {
-                Step::Wait(wait(&mut r, w, WaitTarget::PreviousUpload))
-            }
+            SpecStep::Wait(w) => Step::Wait(wait(&mut r, w, WaitTarget::PreviousUpload)),
             SpecStep::Testflight(t) => Step::Testflight(testflight(&mut r, t)),
             SpecStep::Feedback(f) => Step::Feedback(FeedbackPlan {
                 app: app.clone(),
@@ -301,7 +331,11 @@ pub fn from_pipeline(p: &Pipeline, env: &Env, file: &str, default_app: Option<Ap
     }
     match Error::many(r.problems) {
         Some(e) => Err(e),
-        None => Ok(Plan { file: file.to_string(), app, steps }),
+        None => Ok(Plan {
+            file: file.to_string(),
+            app,
+            steps,
+        }),
     }
 }
 
@@ -313,8 +347,12 @@ fn upload(r: &mut Resolver, u: &spec::UploadStep, app: Option<AppRef>) -> Upload
         build_number: r.opt_text(&u.build_number),
         platform: r.parse(&u.platform, "platform", parse_platform),
         skip_if_exists: r.bool(&u.skip_if_exists, "skip-if-exists").unwrap_or(false),
-        concurrency: r.parse(&u.concurrency, "concurrency", parse_concurrency).unwrap_or(DEFAULT_CONCURRENCY),
-        checksum: r.parse(&u.checksum, "checksum", parse_checksum).unwrap_or(ChecksumAlgorithm::Sha256),
+        concurrency: r
+            .parse(&u.concurrency, "concurrency", parse_concurrency)
+            .unwrap_or(DEFAULT_CONCURRENCY),
+        checksum: r
+            .parse(&u.checksum, "checksum", parse_checksum)
+            .unwrap_or(ChecksumAlgorithm::Sha256),
         origin: Some(u.file.location(r.file)),
     }
 }
@@ -323,19 +361,39 @@ fn wait(r: &mut Resolver, w: &spec::WaitStep, target: WaitTarget) -> WaitPlan {
     let webhook = w.webhook.as_ref().map(|h| {
         let listen = r.text(&h.listen).unwrap_or_default();
         if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
-            r.problem(&h.listen, format!("listen: {listen:?} is not an address like 0.0.0.0:8787"));
+            r.problem(
+                &h.listen,
+                format!("listen: {listen:?} is not an address like 0.0.0.0:8787"),
+            );
         }
         let secret = r.opt_text(&h.secret).map(Secret::new);
-        let register = r.opt_text(&h.register).map(|v| if v == "auto" { Register::Auto } else { Register::Url(v) });
+        let register = r.opt_text(&h.register).map(|v| {
+            if v == "auto" {
+                Register::Auto
+            } else {
+                Register::Url(v)
+            }
+        });
         if let (Some(Register::Url(u)), Some(t)) = (&register, &h.register)
             && !(u.starts_with("https://") || u.starts_with("http://"))
         {
             r.problem(t, format!("register: {u:?} is not an http(s) URL"));
         }
-        WebhookListen { listen, secret, register }
+        WebhookListen {
+            listen,
+            secret,
+            register,
+        }
     });
-    let poll = w.poll.as_ref().and_then(|p| r.duration(&p.interval, "poll.interval"));
-    let default_poll = if webhook.is_some() { DEFAULT_POLL_WITH_WEBHOOK } else { DEFAULT_POLL };
+    let poll = w
+        .poll
+        .as_ref()
+        .and_then(|p| r.duration(&p.interval, "poll.interval"));
+    let default_poll = if webhook.is_some() {
+        DEFAULT_POLL_WITH_WEBHOOK
+    } else {
+        DEFAULT_POLL
+    };
     WaitPlan {
         target,
         timeout: r.duration(&w.timeout, "timeout").unwrap_or(DEFAULT_TIMEOUT),
@@ -345,7 +403,12 @@ fn wait(r: &mut Resolver, w: &spec::WaitStep, target: WaitTarget) -> WaitPlan {
 }
 
 fn testflight(r: &mut Resolver, t: &spec::TestflightStep) -> TestFlightPlan {
-    let groups = t.groups.iter().flatten().filter_map(|g| r.text(g)).collect();
+    let groups = t
+        .groups
+        .iter()
+        .flatten()
+        .filter_map(|g| r.text(g))
+        .collect();
     let locale = r.opt_text(&t.locale).unwrap_or_else(|| "en-US".into());
     let mut whats_new = BTreeMap::new();
     if let Some(w) = &t.whats_new {
@@ -356,7 +419,11 @@ fn testflight(r: &mut Resolver, t: &spec::TestflightStep) -> TestFlightPlan {
                     Ok(v) => {
                         whats_new.insert(locale, v);
                     }
-                    Err(e) => r.problems.push(Error::input(e).at(Location { file: r.file.into(), line: loc.line() as u32, column: loc.column() as u32 })),
+                    Err(e) => r.problems.push(Error::input(e).at(Location {
+                        file: r.file.into(),
+                        line: loc.line() as u32,
+                        column: loc.column() as u32,
+                    })),
                 }
             }
             WhatsNew::ByLocale(m) => {
@@ -372,9 +439,12 @@ fn testflight(r: &mut Resolver, t: &spec::TestflightStep) -> TestFlightPlan {
         build: BuildRef::Previous,
         groups,
         whats_new,
-        submit_for_review: r.bool(&t.submit_for_review, "submit-for-review").unwrap_or(false),
+        submit_for_review: r
+            .bool(&t.submit_for_review, "submit-for-review")
+            .unwrap_or(false),
         notify: r.bool(&t.notify, "notify").unwrap_or(false),
-        uses_non_exempt_encryption: r.bool(&t.uses_non_exempt_encryption, "uses-non-exempt-encryption"),
+        uses_non_exempt_encryption: r
+            .bool(&t.uses_non_exempt_encryption, "uses-non-exempt-encryption"),
     }
 }
 
@@ -394,21 +464,39 @@ pub fn render(plan: &Plan) -> String {
                 u.file.display(),
                 u.version.as_deref().unwrap_or("from artifact"),
                 u.build_number.as_deref().unwrap_or("from artifact"),
-                u.platform.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "from artifact".into()),
+                u.platform
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "from artifact".into()),
                 u.concurrency,
                 u.checksum.apple_name(),
-                if u.skip_if_exists { "; skip if already uploaded" } else { "" }
+                if u.skip_if_exists {
+                    "; skip if already uploaded"
+                } else {
+                    ""
+                }
             ),
             Step::Wait(w) => format!(
                 "wait for processing (timeout {}, poll every {}{})",
                 duration::format(w.timeout),
                 duration::format(w.poll_interval),
-                w.webhook.as_ref().map(|h| format!(", webhook on {}", h.listen)).unwrap_or_default()
+                w.webhook
+                    .as_ref()
+                    .map(|h| format!(", webhook on {}", h.listen))
+                    .unwrap_or_default()
             ),
             Step::Testflight(t) => format!(
                 "testflight (groups: {}; notes: {}; submit for review: {}; notify: {})",
-                if t.groups.is_empty() { "none".into() } else { t.groups.join(", ") },
-                if t.whats_new.is_empty() { "none".into() } else { t.whats_new.keys().cloned().collect::<Vec<_>>().join(", ") },
+                if t.groups.is_empty() {
+                    "none".into()
+                } else {
+                    t.groups.join(", ")
+                },
+                if t.whats_new.is_empty() {
+                    "none".into()
+                } else {
+                    t.whats_new.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
                 t.submit_for_review,
                 t.notify
             ),

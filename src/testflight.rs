@@ -18,19 +18,31 @@ pub struct Distributed {
 }
 
 /// Pick groups by name; unknown names are an input error with suggestions.
-pub fn pick_groups<'a>(all: &'a [BetaGroup], names: &[String]) -> Result<Vec<&'a BetaGroup>, Error> {
+pub fn pick_groups<'a>(
+    all: &'a [BetaGroup],
+    names: &[String],
+) -> Result<Vec<&'a BetaGroup>, Error> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     let known: Vec<String> = all.iter().filter_map(|g| g.attrs().name).collect();
     for n in names {
-        match all.iter().find(|g| g.attrs().name.as_deref() == Some(n.as_str())) {
+        match all
+            .iter()
+            .find(|g| g.attrs().name.as_deref() == Some(n.as_str()))
+        {
             Some(g) => out.push(g),
             None => {
-                let near = known.iter().min_by_key(|k| strsim::levenshtein(&k.to_lowercase(), &n.to_lowercase()));
-                let mut e = Error::input(format!("there is no beta group named {n:?} for this app"));
+                let near = known
+                    .iter()
+                    .min_by_key(|k| strsim::levenshtein(&k.to_lowercase(), &n.to_lowercase()));
+                let mut e =
+                    Error::input(format!("there is no beta group named {n:?} for this app"));
                 e = e.with_hint(match near {
                     Some(k) => format!("did you mean {k:?}? groups: {}", known.join(", ")),
-                    None => "the app has no beta groups; create one in App Store Connect > TestFlight".into(),
+                    None => {
+                        "the app has no beta groups; create one in App Store Connect > TestFlight"
+                            .into()
+                    }
                 });
                 problems.push(e);
             }
@@ -39,16 +51,30 @@ pub fn pick_groups<'a>(all: &'a [BetaGroup], names: &[String]) -> Result<Vec<&'a
     Error::many(problems).map_or(Ok(out), Err)
 }
 
-pub async fn run(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str, encryption_from_artifact: Option<bool>) -> Result<Distributed, Error> {
-    let mut out = Distributed { build_id: build_id.into(), ..Default::default() };
-    let build = r::get_build(&ctx.api, build_id).await.map_err(|e| Error::from(e).context(format!("reading build {build_id}")))?;
+pub async fn run(
+    ctx: &Ctx,
+    plan: &TestFlightPlan,
+    build_id: &str,
+    encryption_from_artifact: Option<bool>,
+) -> Result<Distributed, Error> {
+    let mut out = Distributed {
+        build_id: build_id.into(),
+        ..Default::default()
+    };
+    let build = r::get_build(&ctx.api, build_id)
+        .await
+        .map_err(|e| Error::from(e).context(format!("reading build {build_id}")))?;
     let attrs = build.attrs();
     match attrs.processing_state {
         Some(ProcessingState::Valid) => {}
         Some(ProcessingState::Processing) => {
             return Err(Error::input(format!("build {build_id} is still PROCESSING")).with_hint("wait first: `flightdeck wait --build ID`, or add a `wait` step before `testflight`"));
         }
-        Some(s) => return Err(Error::rejected(format!("build {build_id} is {s} and cannot be distributed"))),
+        Some(s) => {
+            return Err(Error::rejected(format!(
+                "build {build_id} is {s} and cannot be distributed"
+            )));
+        }
         None => {}
     }
     if attrs.uses_non_exempt_encryption.is_none() {
@@ -65,7 +91,10 @@ pub async fn run(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str, encryption_fr
     if !plan.whats_new.is_empty() {
         let existing = r::list_localizations(&ctx.api, build_id).await?;
         for (locale, text) in &plan.whats_new {
-            match existing.iter().find(|l| l.attrs().locale.as_deref() == Some(locale.as_str())) {
+            match existing
+                .iter()
+                .find(|l| l.attrs().locale.as_deref() == Some(locale.as_str()))
+            {
                 Some(l) => {
                     r::update_localization(&ctx.api, &l.id, text).await?;
                 }
@@ -74,7 +103,10 @@ pub async fn run(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str, encryption_fr
                     Err(e) if e.kind == ApiErrorKind::Conflict => {
                         // Created by a lost earlier attempt: update it instead.
                         let again = r::list_localizations(&ctx.api, build_id).await?;
-                        let l = again.iter().find(|l| l.attrs().locale.as_deref() == Some(locale.as_str())).ok_or(e)?;
+                        let l = again
+                            .iter()
+                            .find(|l| l.attrs().locale.as_deref() == Some(locale.as_str()))
+                            .ok_or(e)?;
                         r::update_localization(&ctx.api, &l.id, text).await?;
                     }
                     Err(e) => return Err(e.into()),
@@ -82,10 +114,15 @@ pub async fn run(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str, encryption_fr
             }
             out.localizations.push(locale.clone());
         }
-        tracing::info!("What to Test notes set for {}", out.localizations.join(", "));
+        tracing::info!(
+            "What to Test notes set for {}",
+            out.localizations.join(", ")
+        );
     }
     if !plan.groups.is_empty() {
-        let app_id = r::get_build_app_id(&ctx.api, build_id).await?.ok_or_else(|| Error::transient(format!("build {build_id} names no app")))?;
+        let app_id = r::get_build_app_id(&ctx.api, build_id)
+            .await?
+            .ok_or_else(|| Error::transient(format!("build {build_id} names no app")))?;
         let all = r::list_beta_groups(&ctx.api, &app_id).await?;
         let chosen = pick_groups(&all, &plan.groups)?;
         let mut ids = Vec::new();
@@ -93,14 +130,17 @@ pub async fn run(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str, encryption_fr
             let a = g.attrs();
             let name = a.name.clone().unwrap_or_default();
             if a.is_internal_group == Some(true) && a.has_access_to_all_builds == Some(true) {
-                ctx.ci.notice(format!("beta group {name:?} already gets every build"));
+                ctx.ci
+                    .notice(format!("beta group {name:?} already gets every build"));
                 continue;
             }
             ids.push(g.id.clone());
             out.groups_added.push(name);
         }
         if !ids.is_empty() {
-            r::add_build_to_groups(&ctx.api, build_id, &ids).await.map_err(|e| Error::from(e).context("adding the build to beta groups"))?;
+            r::add_build_to_groups(&ctx.api, build_id, &ids)
+                .await
+                .map_err(|e| Error::from(e).context("adding the build to beta groups"))?;
             tracing::info!("added to beta groups: {}", out.groups_added.join(", "));
         }
     }
@@ -108,17 +148,29 @@ pub async fn run(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str, encryption_fr
         match r::submit_for_beta_review(&ctx.api, build_id).await {
             Ok(s) => {
                 out.submitted_for_review = true;
-                tracing::info!("submitted for Beta App Review ({})", s.attrs().beta_review_state.map(|s| s.to_string()).unwrap_or_default());
+                tracing::info!(
+                    "submitted for Beta App Review ({})",
+                    s.attrs()
+                        .beta_review_state
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                );
             }
-            Err(e) if e.kind == ApiErrorKind::Conflict && e.errors.iter().any(|x| x.detail.contains("already")) => {
-                ctx.ci.notice("the build was already submitted for Beta App Review");
+            Err(e)
+                if e.kind == ApiErrorKind::Conflict
+                    && e.errors.iter().any(|x| x.detail.contains("already")) =>
+            {
+                ctx.ci
+                    .notice("the build was already submitted for Beta App Review");
                 out.submitted_for_review = true;
             }
             Err(e) => return Err(Error::from(e).context("submitting for Beta App Review")),
         }
     }
     if plan.notify {
-        r::notify_testers(&ctx.api, build_id).await.map_err(|e| Error::from(e).context("notifying testers"))?;
+        r::notify_testers(&ctx.api, build_id)
+            .await
+            .map_err(|e| Error::from(e).context("notifying testers"))?;
         out.notified = true;
     }
     Ok(out)

@@ -37,7 +37,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,15 +60,25 @@ pub fn transfer_client() -> Result<reqwest::Client, crate::error::Error> {
     builder()
         .read_timeout(Duration::from_secs(120))
         .build()
-        .map_err(|e| crate::error::Error::input(format!("cannot set up HTTPS: {e}")).with_hint("set SSL_CERT_FILE to a CA bundle"))
+        .map_err(|e| {
+            crate::error::Error::input(format!("cannot set up HTTPS: {e}"))
+                .with_hint("set SSL_CERT_FILE to a CA bundle")
+        })
 }
 
 impl Client {
-    pub fn new(base: &str, tokens: Arc<TokenSource>, retry: RetryPolicy) -> Result<Self, crate::error::Error> {
+    pub fn new(
+        base: &str,
+        tokens: Arc<TokenSource>,
+        retry: RetryPolicy,
+    ) -> Result<Self, crate::error::Error> {
         let http = builder()
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| crate::error::Error::input(format!("cannot set up HTTPS: {e}")).with_hint("set SSL_CERT_FILE to a CA bundle"))?;
+            .map_err(|e| {
+                crate::error::Error::input(format!("cannot set up HTTPS: {e}"))
+                    .with_hint("set SSL_CERT_FILE to a CA bundle")
+            })?;
         Ok(Self {
             http,
             transfer: transfer_client()?,
@@ -104,10 +116,17 @@ impl Client {
     }
 
     /// One attempt: send, record the rate limit, map non-2xx to `ApiError`.
-    async fn send_once(&self, method: &Method, path: &str, body: Option<&Value>) -> Result<(StatusCode, Bytes), ApiError> {
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Bytes), ApiError> {
         let token = self.tokens.token();
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .map_err(|_| ApiError::decode(method.as_str(), path, "token is not a valid header".into()))?;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                ApiError::decode(method.as_str(), path, "token is not a valid header".into())
+            })?;
         auth.set_sensitive(true);
         let mut req = self
             .http
@@ -115,9 +134,14 @@ impl Client {
             .header(AUTHORIZATION, auth)
             .header(ACCEPT, "application/json");
         if let Some(b) = body {
-            req = req.header(CONTENT_TYPE, "application/json").body(serde_json::to_vec(b).unwrap_or_default());
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(b).unwrap_or_default());
         }
-        let resp = req.send().await.map_err(|e| ApiError::transport(method.as_str(), path, &e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ApiError::transport(method.as_str(), path, &e))?;
         let status = resp.status();
         if let Some(rl) = resp
             .headers()
@@ -132,17 +156,32 @@ impl Client {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let bytes = resp.bytes().await.map_err(|e| ApiError::transport(method.as_str(), path, &e))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiError::transport(method.as_str(), path, &e))?;
         if status.is_success() {
             Ok((status, bytes))
         } else {
-            Err(ApiError::from_status(status.as_u16(), method.as_str(), path, &bytes, retry_after))
+            Err(ApiError::from_status(
+                status.as_u16(),
+                method.as_str(),
+                path,
+                &bytes,
+                retry_after,
+            ))
         }
     }
 
     /// Send with the retry policy. `Unsafe` requests are retried only when the
     /// server surely did not act on them.
-    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>, idem: Idempotency) -> Result<Bytes, ApiError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idem: Idempotency,
+    ) -> Result<Bytes, ApiError> {
         let what = format!("{method} {}", strip_query(path));
         self.retry
             .run(
@@ -150,40 +189,62 @@ impl Client {
                 || async { self.send_once(&method, path, body).await.map(|(_, b)| b) },
                 |e| match idem {
                     Idempotency::Safe => e.is_transient(),
-                    Idempotency::Unsafe => e.kind == ApiErrorKind::RateLimited || (e.is_transient() && !e.ambiguous),
+                    Idempotency::Unsafe => {
+                        e.kind == ApiErrorKind::RateLimited || (e.is_transient() && !e.ambiguous)
+                    }
                 },
             )
             .await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
-        let body = self.send(Method::GET, path, None, Idempotency::Safe).await?;
+        let body = self
+            .send(Method::GET, path, None, Idempotency::Safe)
+            .await?;
         decode("GET", path, &body)
     }
 
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value, idem: Idempotency) -> Result<T, ApiError> {
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+        idem: Idempotency,
+    ) -> Result<T, ApiError> {
         let bytes = self.send(Method::POST, path, Some(body), idem).await?;
         decode("POST", path, &bytes)
     }
 
     /// POST that answers 204 (relationship changes).
     pub async fn post_no_content(&self, path: &str, body: &Value) -> Result<(), ApiError> {
-        self.send(Method::POST, path, Some(body), Idempotency::Safe).await.map(|_| ())
+        self.send(Method::POST, path, Some(body), Idempotency::Safe)
+            .await
+            .map(|_| ())
     }
 
-    pub async fn patch<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, ApiError> {
-        let bytes = self.send(Method::PATCH, path, Some(body), Idempotency::Safe).await?;
+    pub async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, ApiError> {
+        let bytes = self
+            .send(Method::PATCH, path, Some(body), Idempotency::Safe)
+            .await?;
         decode("PATCH", path, &bytes)
     }
 
     pub async fn delete(&self, path: &str) -> Result<(), ApiError> {
-        self.send(Method::DELETE, path, None, Idempotency::Safe).await.map(|_| ())
+        self.send(Method::DELETE, path, None, Idempotency::Safe)
+            .await
+            .map(|_| ())
     }
 
     /// Every item of a paged list, following `links.next` exactly as given.
     /// Included resources of all pages are returned alongside.
     pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Paged<T>, ApiError> {
-        let mut out = Paged { data: Vec::new(), included: Vec::new() };
+        let mut out = Paged {
+            data: Vec::new(),
+            included: Vec::new(),
+        };
         let mut next = Some(path.to_string());
         let mut pages = 0;
         while let Some(p) = next.take() {
@@ -191,7 +252,10 @@ impl Client {
             out.data.extend(page.data);
             out.included.extend(page.included);
             pages += 1;
-            next = page.links.and_then(|l| l.next).filter(|n| !n.is_empty() && pages < 1000);
+            next = page
+                .links
+                .and_then(|l| l.next)
+                .filter(|n| !n.is_empty() && pages < 1000);
         }
         Ok(out)
     }
@@ -207,8 +271,17 @@ pub struct Paged<T> {
 /// Decode a body, naming the JSON path that did not match.
 pub fn decode<T: DeserializeOwned>(method: &str, path: &str, body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de)
-        .map_err(|e| ApiError::decode(method, path, format!("unexpected response at JSON path `{}`: {}", e.path(), e.inner())))
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        ApiError::decode(
+            method,
+            path,
+            format!(
+                "unexpected response at JSON path `{}`: {}",
+                e.path(),
+                e.inner()
+            ),
+        )
+    })
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -243,7 +316,10 @@ pub fn with_query(path: &str, params: &[(&str, &str)]) -> String {
     if params.is_empty() {
         return path.to_string();
     }
-    let q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    let q: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
     format!("{path}?{}", q.join("&"))
 }
 
@@ -273,7 +349,10 @@ mod tests {
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-1"), None);
     }
@@ -281,7 +360,10 @@ mod tests {
     #[test]
     fn query_encoding() {
         assert_eq!(
-            with_query("/v1/apps", &[("filter[bundleId]", "com.example.app"), ("limit", "200")]),
+            with_query(
+                "/v1/apps",
+                &[("filter[bundleId]", "com.example.app"), ("limit", "200")]
+            ),
             "/v1/apps?filter[bundleId]=com.example.app&limit=200"
         );
         assert_eq!(encode("a b&c/é"), "a%20b%26c%2F%C3%A9");

@@ -68,7 +68,13 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn from_status(status: u16, method: &str, path: &str, body: &[u8], retry_after: Option<Duration>) -> Self {
+    pub fn from_status(
+        status: u16,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        retry_after: Option<Duration>,
+    ) -> Self {
         let errors = serde_json::from_slice::<ErrorDocument>(body)
             .map(|d| d.errors)
             .unwrap_or_default();
@@ -82,7 +88,9 @@ impl ApiError {
             _ => ApiErrorKind::Invalid,
         };
         let message = if errors.is_empty() {
-            String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_string()
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+                .trim()
+                .to_string()
         } else {
             String::new()
         };
@@ -127,7 +135,10 @@ impl ApiError {
     }
 
     pub fn is_transient(&self) -> bool {
-        matches!(self.kind, ApiErrorKind::Transient | ApiErrorKind::RateLimited)
+        matches!(
+            self.kind,
+            ApiErrorKind::Transient | ApiErrorKind::RateLimited
+        )
     }
 
     /// Whether any of Apple's error codes starts with `prefix`.
@@ -166,25 +177,43 @@ impl From<ApiError> for Error {
         let (kind, hint) = match e.kind {
             ApiErrorKind::Unauthorized => (
                 ExitKind::Auth,
-                Some("check ASC_KEY_ID and ASC_ISSUER_ID match the .p8 key, that the key is not revoked, and that the runner's clock is right"),
+                Some(
+                    "check ASC_KEY_ID and ASC_ISSUER_ID match the .p8 key, that the key is not revoked, and that the runner's clock is right",
+                ),
             ),
             ApiErrorKind::Forbidden => (
                 ExitKind::Auth,
-                Some("the API key's role does not allow this; App Manager or Admin is needed for uploads and TestFlight"),
+                Some(
+                    "the API key's role does not allow this; App Manager or Admin is needed for uploads and TestFlight",
+                ),
             ),
-            ApiErrorKind::NotFound => (ExitKind::Input, Some("check the id or bundle id, and that the API key's team owns the app")),
+            ApiErrorKind::NotFound => (
+                ExitKind::Input,
+                Some("check the id or bundle id, and that the API key's team owns the app"),
+            ),
             ApiErrorKind::Conflict | ApiErrorKind::Invalid => (ExitKind::Rejected, None),
             ApiErrorKind::RateLimited => (
                 ExitKind::Transient,
-                Some("the API key's hourly request budget is spent; wait, or spread jobs across keys"),
+                Some(
+                    "the API key's hourly request budget is spent; wait, or spread jobs across keys",
+                ),
             ),
-            ApiErrorKind::Transient => (ExitKind::Transient, Some("App Store Connect or the network kept failing; re-run the job")),
-            ApiErrorKind::Decode => (ExitKind::Transient, Some("App Store Connect answered in an unexpected shape; please report this")),
+            ApiErrorKind::Transient => (
+                ExitKind::Transient,
+                Some("App Store Connect or the network kept failing; re-run the job"),
+            ),
+            ApiErrorKind::Decode => (
+                ExitKind::Transient,
+                Some("App Store Connect answered in an unexpected shape; please report this"),
+            ),
         };
         let details = e
             .errors
             .iter()
-            .map(|a| Detail { code: a.code.clone(), message: format!("{} {}", a.title, a.detail).trim().into() })
+            .map(|a| Detail {
+                code: a.code.clone(),
+                message: format!("{} {}", a.title, a.detail).trim().into(),
+            })
             .collect();
         let mut err = Error::new(kind, format!("App Store Connect: {e}"));
         err.details = details;
@@ -206,10 +235,16 @@ mod tests {
         assert_eq!(e.kind, ApiErrorKind::Conflict);
         assert!(e.has_code("ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE"));
         let text = e.to_string();
-        assert!(text.contains("409") && text.contains("[at /data/attributes/cfBundleVersion]"), "{text}");
+        assert!(
+            text.contains("409") && text.contains("[at /data/attributes/cfBundleVersion]"),
+            "{text}"
+        );
         let err: Error = e.into();
         assert_eq!(err.exit_code(), 1);
-        assert_eq!(err.details[0].code, "ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE");
+        assert_eq!(
+            err.details[0].code,
+            "ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE"
+        );
     }
 
     #[test]
@@ -227,7 +262,10 @@ mod tests {
         for (status, kind, exit) in cases {
             let e = ApiError::from_status(status, "GET", "/v1/x", b"not json", None);
             assert_eq!(e.kind, kind, "{status}");
-            assert_eq!(e.is_transient(), matches!(kind, ApiErrorKind::Transient | ApiErrorKind::RateLimited));
+            assert_eq!(
+                e.is_transient(),
+                matches!(kind, ApiErrorKind::Transient | ApiErrorKind::RateLimited)
+            );
             assert_eq!(Error::from(e).exit_code(), exit, "{status}");
         }
     }

@@ -131,7 +131,11 @@ impl<A> Resource<A> {
 }
 
 /// The included resource of `kind` and `id`, decoded.
-pub fn find_included<A: serde::de::DeserializeOwned>(included: &[Value], kind: &str, id: &str) -> Option<Resource<A>> {
+pub fn find_included<A: serde::de::DeserializeOwned>(
+    included: &[Value],
+    kind: &str,
+    id: &str,
+) -> Option<Resource<A>> {
     included
         .iter()
         .find(|v| v["type"] == kind && v["id"] == id)
@@ -329,7 +333,10 @@ mod tests {
         assert!(!s.is_final());
         let s: BuildUploadState = serde_json::from_str("\"COMPLETE\"").unwrap();
         assert!(s.is_final());
-        assert_eq!(serde_json::to_string(&Platform::VisionOs).unwrap(), "\"VISION_OS\"");
+        assert_eq!(
+            serde_json::to_string(&Platform::VisionOs).unwrap(),
+            "\"VISION_OS\""
+        );
     }
 
     #[test]
@@ -341,6 +348,11 @@ mod tests {
         .unwrap();
         assert_eq!(doc.data.state(), Some(BuildUploadState::Failed));
         assert_eq!(doc.data.related_id("build").as_deref(), Some("b1"));
-        assert_eq!(doc.data.attrs().state.unwrap().errors.unwrap()[0].code.as_deref(), Some("E1"));
+        assert_eq!(
+            doc.data.attrs().state.unwrap().errors.unwrap()[0]
+                .code
+                .as_deref(),
+            Some("E1")
+        );
     }
 }

@@ -13,7 +13,9 @@ impl RateLimit {
     pub fn parse(header: &str) -> Option<Self> {
         let (mut limit, mut remaining) = (None, None);
         for pair in header.split(';') {
-            let Some((k, v)) = pair.split_once(':') else { continue };
+            let Some((k, v)) = pair.split_once(':') else {
+                continue;
+            };
             let v = v.trim().parse::<u64>().ok();
             match k.trim().to_ascii_lowercase().as_str() {
                 "user-hour-lim" => limit = v,
@@ -21,7 +23,10 @@ impl RateLimit {
                 _ => {}
             }
         }
-        Some(Self { limit: limit?, remaining: remaining? })
+        Some(Self {
+            limit: limit?,
+            remaining: remaining?,
+        })
     }
 
     /// Fraction of the hourly budget left, 0.0 to 1.0.
@@ -54,10 +59,22 @@ mod tests {
 
     #[test]
     fn parses_apple_format_and_variants() {
-        let want = Some(RateLimit { limit: 3500, remaining: 500 });
-        assert_eq!(RateLimit::parse("user-hour-lim:3500;user-hour-rem:500;"), want);
-        assert_eq!(RateLimit::parse("user-hour-rem:500;user-hour-lim:3500"), want);
-        assert_eq!(RateLimit::parse(" user-hour-lim: 3500 ; user-hour-rem: 500 ; other:1;"), want);
+        let want = Some(RateLimit {
+            limit: 3500,
+            remaining: 500,
+        });
+        assert_eq!(
+            RateLimit::parse("user-hour-lim:3500;user-hour-rem:500;"),
+            want
+        );
+        assert_eq!(
+            RateLimit::parse("user-hour-rem:500;user-hour-lim:3500"),
+            want
+        );
+        assert_eq!(
+            RateLimit::parse(" user-hour-lim: 3500 ; user-hour-rem: 500 ; other:1;"),
+            want
+        );
         assert_eq!(RateLimit::parse("user-hour-lim:3500;"), None);
         assert_eq!(RateLimit::parse("garbage"), None);
         assert_eq!(RateLimit::parse(""), None);
@@ -66,10 +83,45 @@ mod tests {
     #[test]
     fn stretches_as_budget_runs_low() {
         let d = Duration::from_secs(10);
-        assert_eq!(RateLimit { limit: 100, remaining: 80 }.stretch(d), d);
-        assert_eq!(RateLimit { limit: 100, remaining: 20 }.stretch(d), d * 2);
-        assert_eq!(RateLimit { limit: 100, remaining: 8 }.stretch(d), d * 4);
-        assert_eq!(RateLimit { limit: 100, remaining: 1 }.stretch(d), d * 8);
-        assert_eq!(RateLimit { limit: 0, remaining: 0 }.stretch(d), d * 8);
+        assert_eq!(
+            RateLimit {
+                limit: 100,
+                remaining: 80
+            }
+            .stretch(d),
+            d
+        );
+        assert_eq!(
+            RateLimit {
+                limit: 100,
+                remaining: 20
+            }
+            .stretch(d),
+            d * 2
+        );
+        assert_eq!(
+            RateLimit {
+                limit: 100,
+                remaining: 8
+            }
+            .stretch(d),
+            d * 4
+        );
+        assert_eq!(
+            RateLimit {
+                limit: 100,
+                remaining: 1
+            }
+            .stretch(d),
+            d * 8
+        );
+        assert_eq!(
+            RateLimit {
+                limit: 0,
+                remaining: 0
+            }
+            .stretch(d),
+            d * 8
+        );
     }
 }

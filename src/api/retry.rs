@@ -40,12 +40,20 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     pub fn none() -> Self {
-        Self { max_retries: 0, ..Self::default() }
+        Self {
+            max_retries: 0,
+            ..Self::default()
+        }
     }
 
     /// The delay to use given backoff's proposal and the server's Retry-After:
     /// never shorter than Retry-After (capped), never past the budget.
-    pub fn next_delay(&self, proposed: Option<Duration>, retry_after: Option<Duration>, spent: Duration) -> Option<Duration> {
+    pub fn next_delay(
+        &self,
+        proposed: Option<Duration>,
+        retry_after: Option<Duration>,
+        spent: Duration,
+    ) -> Option<Duration> {
         let mut d = proposed?;
         if let Some(ra) = retry_after {
             d = d.max(ra.min(self.retry_after_cap));
@@ -59,7 +67,12 @@ impl RetryPolicy {
     /// Run `op` until it succeeds, fails with a non-retryable error, or the
     /// policy is exhausted. `retryable` decides per error (callers narrow it for
     /// non-idempotent requests).
-    pub async fn run<T, F, Fut>(&self, what: &str, op: F, retryable: impl Fn(&ApiError) -> bool) -> Result<T, ApiError>
+    pub async fn run<T, F, Fut>(
+        &self,
+        what: &str,
+        op: F,
+        retryable: impl Fn(&ApiError) -> bool,
+    ) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
@@ -98,11 +111,20 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     fn err(status: u16, retry_after: Option<u64>) -> ApiError {
-        ApiError::from_status(status, "GET", "/v1/x", b"", retry_after.map(Duration::from_secs))
+        ApiError::from_status(
+            status,
+            "GET",
+            "/v1/x",
+            b"",
+            retry_after.map(Duration::from_secs),
+        )
     }
 
     fn policy() -> RetryPolicy {
-        RetryPolicy { jitter: false, ..RetryPolicy::default() }
+        RetryPolicy {
+            jitter: false,
+            ..RetryPolicy::default()
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -111,10 +133,14 @@ mod tests {
         let c = calls.clone();
         let start = tokio::time::Instant::now();
         let out = policy()
-            .run("t", || {
-                let n = c.fetch_add(1, Ordering::SeqCst);
-                async move { if n < 3 { Err(err(503, None)) } else { Ok(n) } }
-            }, ApiError::is_transient)
+            .run(
+                "t",
+                || {
+                    let n = c.fetch_add(1, Ordering::SeqCst);
+                    async move { if n < 3 { Err(err(503, None)) } else { Ok(n) } }
+                },
+                ApiError::is_transient,
+            )
             .await
             .unwrap();
         assert_eq!(out, 3);
@@ -127,10 +153,14 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
         let e = policy()
-            .run("t", || {
-                c.fetch_add(1, Ordering::SeqCst);
-                async { Err::<(), _>(err(404, None)) }
-            }, ApiError::is_transient)
+            .run(
+                "t",
+                || {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    async { Err::<(), _>(err(404, None)) }
+                },
+                ApiError::is_transient,
+            )
             .await
             .unwrap_err();
         assert_eq!(e.kind, ApiErrorKind::NotFound);
@@ -143,16 +173,20 @@ mod tests {
         let c = calls.clone();
         let start = tokio::time::Instant::now();
         policy()
-            .run("t", || {
-                let n = c.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    match n {
-                        0 => Err(err(429, Some(7))),
-                        1 => Err(err(429, Some(10_000))),
-                        _ => Ok(()),
+            .run(
+                "t",
+                || {
+                    let n = c.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        match n {
+                            0 => Err(err(429, Some(7))),
+                            1 => Err(err(429, Some(10_000))),
+                            _ => Ok(()),
+                        }
                     }
-                }
-            }, ApiError::is_transient)
+                },
+                ApiError::is_transient,
+            )
             .await
             .unwrap();
         // 7 s (Retry-After beats the 0.5 s backoff), then the 120 s cap.
@@ -163,12 +197,19 @@ mod tests {
     async fn gives_up_after_max_retries_and_within_budget() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        let p = RetryPolicy { max_retries: 3, ..policy() };
+        let p = RetryPolicy {
+            max_retries: 3,
+            ..policy()
+        };
         let e = p
-            .run("t", || {
-                c.fetch_add(1, Ordering::SeqCst);
-                async { Err::<(), _>(err(500, None)) }
-            }, ApiError::is_transient)
+            .run(
+                "t",
+                || {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    async { Err::<(), _>(err(500, None)) }
+                },
+                ApiError::is_transient,
+            )
             .await
             .unwrap_err();
         assert_eq!(e.status, Some(500));
@@ -177,22 +218,55 @@ mod tests {
         let c2 = Arc::new(AtomicUsize::new(0));
         let c = c2.clone();
         let start = tokio::time::Instant::now();
-        let p = RetryPolicy { max_retries: 100, budget: Duration::from_secs(20), ..policy() };
-        p.run("t", || {
-            c.fetch_add(1, Ordering::SeqCst);
-            async { Err::<(), _>(err(500, None)) }
-        }, ApiError::is_transient)
+        let p = RetryPolicy {
+            max_retries: 100,
+            budget: Duration::from_secs(20),
+            ..policy()
+        };
+        p.run(
+            "t",
+            || {
+                c.fetch_add(1, Ordering::SeqCst);
+                async { Err::<(), _>(err(500, None)) }
+            },
+            ApiError::is_transient,
+        )
         .await
         .unwrap_err();
-        assert!(start.elapsed() <= Duration::from_secs(20), "{:?}", start.elapsed());
-        assert_eq!(c2.load(Ordering::SeqCst), 6, "1 call + 5 retries: 0.5+1+2+4+8=15.5s fits, +16 would not");
+        assert!(
+            start.elapsed() <= Duration::from_secs(20),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            c2.load(Ordering::SeqCst),
+            6,
+            "1 call + 5 retries: 0.5+1+2+4+8=15.5s fits, +16 would not"
+        );
     }
 
     #[test]
     fn backoff_delays_are_capped() {
         let p = policy();
-        assert_eq!(p.next_delay(Some(Duration::from_secs(1)), Some(Duration::from_secs(999)), Duration::ZERO), Some(Duration::from_secs(120)));
-        assert_eq!(p.next_delay(None, Some(Duration::from_secs(1)), Duration::ZERO), None);
-        assert_eq!(p.next_delay(Some(Duration::from_secs(10)), None, Duration::from_secs(295)), None);
+        assert_eq!(
+            p.next_delay(
+                Some(Duration::from_secs(1)),
+                Some(Duration::from_secs(999)),
+                Duration::ZERO
+            ),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            p.next_delay(None, Some(Duration::from_secs(1)), Duration::ZERO),
+            None
+        );
+        assert_eq!(
+            p.next_delay(
+                Some(Duration::from_secs(10)),
+                None,
+                Duration::from_secs(295)
+            ),
+            None
+        );
     }
 }

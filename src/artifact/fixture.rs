@@ -36,7 +36,10 @@ impl AppSpec {
     fn info_plist(&self) -> io::Result<Vec<u8>> {
         let mut d = plist::Dictionary::new();
         d.insert("CFBundleIdentifier".into(), self.bundle_id.clone().into());
-        d.insert("CFBundleShortVersionString".into(), self.version.clone().into());
+        d.insert(
+            "CFBundleShortVersionString".into(),
+            self.version.clone().into(),
+        );
         d.insert("CFBundleVersion".into(), self.build_number.clone().into());
         d.insert("CFBundleExecutable".into(), self.name.clone().into());
         d.insert("CFBundleName".into(), self.name.clone().into());
@@ -47,13 +50,20 @@ impl AppSpec {
             _ => ("iphoneos", 1),
         };
         d.insert("DTPlatformName".into(), platform.into());
-        d.insert("UIDeviceFamily".into(), plist::Value::Array(vec![plist::Value::Integer(family.into())]));
+        d.insert(
+            "UIDeviceFamily".into(),
+            plist::Value::Array(vec![plist::Value::Integer(family.into())]),
+        );
         if let Some(b) = self.uses_non_exempt_encryption {
             d.insert("ITSAppUsesNonExemptEncryption".into(), b.into());
         }
         let mut out = Vec::new();
         let v = plist::Value::Dictionary(d);
-        let r = if self.binary_plist { v.to_writer_binary(&mut out) } else { v.to_writer_xml(&mut out) };
+        let r = if self.binary_plist {
+            v.to_writer_binary(&mut out)
+        } else {
+            v.to_writer_xml(&mut out)
+        };
         r.map_err(io::Error::other)?;
         Ok(out)
     }
@@ -87,11 +97,15 @@ pub fn write_ipa(path: &Path, spec: &AppSpec) -> io::Result<()> {
         .compression_method(zip::CompressionMethod::Stored)
         .large_file(spec.payload_bytes >= u32::MAX as u64);
     let app = format!("Payload/{}.app", spec.name);
-    zip.add_directory("Payload/", stored).map_err(io::Error::other)?;
-    zip.add_directory(format!("{app}/"), stored).map_err(io::Error::other)?;
-    zip.start_file(format!("{app}/Info.plist"), stored).map_err(io::Error::other)?;
+    zip.add_directory("Payload/", stored)
+        .map_err(io::Error::other)?;
+    zip.add_directory(format!("{app}/"), stored)
+        .map_err(io::Error::other)?;
+    zip.start_file(format!("{app}/Info.plist"), stored)
+        .map_err(io::Error::other)?;
     zip.write_all(&spec.info_plist()?)?;
-    zip.start_file(format!("{app}/{}", spec.name), stored).map_err(io::Error::other)?;
+    zip.start_file(format!("{app}/{}", spec.name), stored)
+        .map_err(io::Error::other)?;
     write_pattern(&mut zip, spec.payload_bytes, 0x9E37_79B9_7F4A_7C15)?;
     zip.finish().map_err(io::Error::other)?.flush()
 }
@@ -118,7 +132,11 @@ pub fn write_pkg(path: &Path, spec: &AppSpec) -> io::Result<()> {
     let dist_z = zlib(distribution.as_bytes())?;
     let info_z = zlib(package_info.as_bytes())?;
     let member = |id: u32, name: &str, offset: usize, data_len: usize, size: usize, gzip: bool| {
-        let style = if gzip { "application/x-gzip" } else { "application/octet-stream" };
+        let style = if gzip {
+            "application/x-gzip"
+        } else {
+            "application/octet-stream"
+        };
         format!(
             r#"<file id="{id}"><data><length>{data_len}</length><offset>{offset}</offset><size>{size}</size><encoding style="{style}"/></data><name>{name}</name><type>file</type></file>"#
         )
@@ -128,8 +146,22 @@ pub fn write_pkg(path: &Path, spec: &AppSpec) -> io::Result<()> {
         r#"<?xml version="1.0" encoding="UTF-8"?><xar><toc><creation-time>2026-11-28T00:00:00</creation-time>{}<file id="3"><name>{}.pkg</name><type>directory</type>{}{}</file></toc></xar>"#,
         member(1, "Distribution", 0, dist_z.len(), distribution.len(), true),
         spec.name,
-        member(2, "PackageInfo", dist_z.len(), info_z.len(), package_info.len(), true),
-        member(4, "Payload", payload_offset, spec.payload_bytes as usize, spec.payload_bytes as usize, false),
+        member(
+            2,
+            "PackageInfo",
+            dist_z.len(),
+            info_z.len(),
+            package_info.len(),
+            true
+        ),
+        member(
+            4,
+            "Payload",
+            payload_offset,
+            spec.payload_bytes as usize,
+            spec.payload_bytes as usize,
+            false
+        ),
     );
     let toc_z = zlib(toc.as_bytes())?;
     let mut f = io::BufWriter::new(std::fs::File::create(path)?);

@@ -12,25 +12,39 @@ pub fn info_plist_entries<'a>(names: impl Iterator<Item = &'a str>) -> Vec<Strin
     names
         .filter(|n| {
             let parts: Vec<&str> = n.split('/').collect();
-            parts.len() == 3 && parts[0] == "Payload" && parts[1].ends_with(".app") && parts[2] == "Info.plist"
+            parts.len() == 3
+                && parts[0] == "Payload"
+                && parts[1].ends_with(".app")
+                && parts[2] == "Info.plist"
         })
         .map(str::to_string)
         .collect()
 }
 
 pub fn read(path: &Path, shown: &str) -> Result<BundleInfo, ArtifactError> {
-    let file = std::fs::File::open(path).map_err(|e| ArtifactError::Unreadable(shown.into(), e.to_string()))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| ArtifactError::NotZip(shown.into(), e.to_string()))?;
-    let names: Vec<String> = zip.file_names().filter_map(|n| n.ok()).map(|n| n.into_owned()).collect();
+    let file = std::fs::File::open(path)
+        .map_err(|e| ArtifactError::Unreadable(shown.into(), e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| ArtifactError::NotZip(shown.into(), e.to_string()))?;
+    let names: Vec<String> = zip
+        .file_names()
+        .filter_map(|n| n.ok())
+        .map(|n| n.into_owned())
+        .collect();
     let entries = info_plist_entries(names.iter().map(String::as_str));
     let name = match entries.as_slice() {
         [] => return Err(ArtifactError::NoInfoPlist(shown.into())),
         [one] => one.clone(),
         many => return Err(ArtifactError::SeveralApps(shown.into(), many.join(", "))),
     };
-    let entry = zip.by_name(&name).map_err(|e| ArtifactError::NotZip(shown.into(), e.to_string()))?;
+    let entry = zip
+        .by_name(&name)
+        .map_err(|e| ArtifactError::NotZip(shown.into(), e.to_string()))?;
     if entry.size() > MAX_PLIST {
-        return Err(ArtifactError::BadPlist(shown.into(), format!("{name} is {} bytes", entry.size())));
+        return Err(ArtifactError::BadPlist(
+            shown.into(),
+            format!("{name} is {} bytes", entry.size()),
+        ));
     }
     let mut bytes = Vec::new();
     entry

@@ -65,16 +65,24 @@ pub enum ArtifactError {
     MissingKey(String, &'static str),
     #[error("{0}: not a valid .pkg (xar archive): {1}")]
     NotXar(String, String),
-    #[error("{0}: the .pkg has no PackageInfo or Distribution with the app's bundle id and version")]
+    #[error(
+        "{0}: the .pkg has no PackageInfo or Distribution with the app's bundle id and version"
+    )]
     NoPackageInfo(String),
 }
 
 impl ArtifactError {
     pub fn hint(&self) -> &'static str {
         match self {
-            ArtifactError::Missing(_) => "check the path; in CI, check that the build step wrote the artifact where this step looks",
-            ArtifactError::UnknownKind(_) => "upload the .ipa produced by `xcodebuild -exportArchive` (iOS, tvOS, visionOS) or the .pkg (macOS)",
-            ArtifactError::NoPackageInfo(_) => "pass --bundle-id, --version and --build-number for this .pkg",
+            ArtifactError::Missing(_) => {
+                "check the path; in CI, check that the build step wrote the artifact where this step looks"
+            }
+            ArtifactError::UnknownKind(_) => {
+                "upload the .ipa produced by `xcodebuild -exportArchive` (iOS, tvOS, visionOS) or the .pkg (macOS)"
+            }
+            ArtifactError::NoPackageInfo(_) => {
+                "pass --bundle-id, --version and --build-number for this .pkg"
+            }
             _ => "export the archive again; a truncated or renamed file is the usual cause",
         }
     }
@@ -110,21 +118,28 @@ pub fn inspect(path: &Path) -> Result<Artifact, ArtifactError> {
     if meta.len() == 0 {
         return Err(ArtifactError::Empty(shown));
     }
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     let (kind, info) = match ext.as_deref() {
         Some("ipa") => (Kind::Ipa, ipa::read(path, &shown)?),
         Some("pkg") => (Kind::Pkg, pkg::read(path, &shown)?),
         _ => return Err(ArtifactError::UnknownKind(shown)),
     };
     let require = |v: Option<String>, key: &'static str| -> Result<String, ArtifactError> {
-        v.filter(|s| !s.trim().is_empty()).ok_or_else(|| match kind {
-            Kind::Ipa => ArtifactError::MissingKey(shown.clone(), key),
-            Kind::Pkg => ArtifactError::NoPackageInfo(shown.clone()),
-        })
+        v.filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| match kind {
+                Kind::Ipa => ArtifactError::MissingKey(shown.clone(), key),
+                Kind::Pkg => ArtifactError::NoPackageInfo(shown.clone()),
+            })
     };
     Ok(Artifact {
         path: path.to_path_buf(),
-        file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        file_name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         size: meta.len(),
         kind,
         bundle_id: require(info.bundle_id, "CFBundleIdentifier")?,
@@ -166,15 +181,21 @@ pub(crate) fn platform_from_plist(dict: &plist::Dictionary) -> Option<Platform> 
 }
 
 /// Read the keys flightdeck needs from an Info.plist (binary or XML).
-pub(crate) fn bundle_info_from_plist(bytes: &[u8], shown: &str) -> Result<BundleInfo, ArtifactError> {
-    let dict: plist::Dictionary = plist::from_bytes(bytes).map_err(|e| ArtifactError::BadPlist(shown.to_string(), e.to_string()))?;
+pub(crate) fn bundle_info_from_plist(
+    bytes: &[u8],
+    shown: &str,
+) -> Result<BundleInfo, ArtifactError> {
+    let dict: plist::Dictionary = plist::from_bytes(bytes)
+        .map_err(|e| ArtifactError::BadPlist(shown.to_string(), e.to_string()))?;
     let s = |k: &str| dict.get(k).and_then(|v| v.as_string()).map(str::to_string);
     Ok(BundleInfo {
         bundle_id: s("CFBundleIdentifier"),
         version: s("CFBundleShortVersionString"),
         build_number: s("CFBundleVersion"),
         platform: platform_from_plist(&dict),
-        uses_non_exempt_encryption: dict.get("ITSAppUsesNonExemptEncryption").and_then(|v| v.as_boolean()),
+        uses_non_exempt_encryption: dict
+            .get("ITSAppUsesNonExemptEncryption")
+            .and_then(|v| v.as_boolean()),
     })
 }
 

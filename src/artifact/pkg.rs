@@ -23,20 +23,26 @@ struct Member {
 
 pub fn read(path: &Path, shown: &str) -> Result<BundleInfo, ArtifactError> {
     let bad = |m: String| ArtifactError::NotXar(shown.to_string(), m);
-    let mut f = std::fs::File::open(path).map_err(|e| ArtifactError::Unreadable(shown.into(), e.to_string()))?;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| ArtifactError::Unreadable(shown.into(), e.to_string()))?;
     let mut header = [0u8; 28];
-    f.read_exact(&mut header).map_err(|_| bad("shorter than a xar header".into()))?;
+    f.read_exact(&mut header)
+        .map_err(|_| bad("shorter than a xar header".into()))?;
     if &header[..4] != MAGIC {
         return Err(bad("missing the xar! signature".into()));
     }
     let header_size = u16::from_be_bytes([header[4], header[5]]) as u64;
     let toc_len = u64::from_be_bytes(header[8..16].try_into().unwrap_or_default());
     if toc_len == 0 || toc_len > MAX_TOC || header_size < 28 {
-        return Err(bad(format!("implausible table of contents ({toc_len} bytes)")));
+        return Err(bad(format!(
+            "implausible table of contents ({toc_len} bytes)"
+        )));
     }
-    f.seek(SeekFrom::Start(header_size)).map_err(|e| bad(e.to_string()))?;
+    f.seek(SeekFrom::Start(header_size))
+        .map_err(|e| bad(e.to_string()))?;
     let mut compressed = vec![0u8; toc_len as usize];
-    f.read_exact(&mut compressed).map_err(|_| bad("truncated table of contents".into()))?;
+    f.read_exact(&mut compressed)
+        .map_err(|_| bad("truncated table of contents".into()))?;
     let mut toc = String::new();
     flate2::read::ZlibDecoder::new(&compressed[..])
         .take(MAX_TOC)
@@ -44,7 +50,10 @@ pub fn read(path: &Path, shown: &str) -> Result<BundleInfo, ArtifactError> {
         .map_err(|e| bad(format!("table of contents does not inflate: {e}")))?;
     let heap = header_size + toc_len;
     let members = members(&toc).map_err(bad)?;
-    let mut info = BundleInfo { platform: Some(Platform::MacOs), ..BundleInfo::default() };
+    let mut info = BundleInfo {
+        platform: Some(Platform::MacOs),
+        ..BundleInfo::default()
+    };
     for m in members.iter().filter(|m| m.name == "PackageInfo") {
         let xml = member_text(&mut f, heap, m).map_err(bad)?;
         if let Some((id, short, build)) = bundle_from_package_info(&xml) {
@@ -70,9 +79,11 @@ fn member_text(f: &mut std::fs::File, heap: u64, m: &Member) -> Result<String, S
     if m.length > MAX_MEMBER {
         return Err(format!("{} is too large ({} bytes)", m.name, m.length));
     }
-    f.seek(SeekFrom::Start(heap + m.offset)).map_err(|e| e.to_string())?;
+    f.seek(SeekFrom::Start(heap + m.offset))
+        .map_err(|e| e.to_string())?;
     let mut raw = vec![0u8; m.length as usize];
-    f.read_exact(&mut raw).map_err(|_| format!("{} lies past the end of the file", m.name))?;
+    f.read_exact(&mut raw)
+        .map_err(|_| format!("{} lies past the end of the file", m.name))?;
     let mut text = String::new();
     if m.gzip {
         flate2::read::ZlibDecoder::new(&raw[..])
@@ -92,7 +103,10 @@ fn members(toc: &str) -> Result<Vec<Member>, String> {
     let mut stack: Vec<Member> = Vec::new();
     let mut path: Vec<String> = Vec::new();
     loop {
-        match reader.read_event().map_err(|e| format!("table of contents is not XML: {e}"))? {
+        match reader
+            .read_event()
+            .map_err(|e| format!("table of contents is not XML: {e}"))?
+        {
             Event::Start(e) => {
                 let name = e.name().as_ref().to_string();
                 if name == "file" {
@@ -105,13 +119,23 @@ fn members(toc: &str) -> Result<Vec<Member>, String> {
                     && let Some(m) = stack.last_mut()
                 {
                     let style = e.attributes().flatten().find(|a| a.key.as_ref() == "style");
-                    m.gzip = style.is_some_and(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map(|v| v.contains("gzip")).unwrap_or(false));
+                    m.gzip = style.is_some_and(|a| {
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .map(|v| v.contains("gzip"))
+                            .unwrap_or(false)
+                    });
                 }
             }
             Event::Text(t) => {
                 let text = t.trim().to_string();
-                let (Some(tag), Some(m)) = (path.last(), stack.last_mut()) else { continue };
-                let parent = path.len().checked_sub(2).and_then(|i| path.get(i)).map(String::as_str);
+                let (Some(tag), Some(m)) = (path.last(), stack.last_mut()) else {
+                    continue;
+                };
+                let parent = path
+                    .len()
+                    .checked_sub(2)
+                    .and_then(|i| path.get(i))
+                    .map(String::as_str);
                 match (parent, tag.as_str()) {
                     (Some("file"), "name") => m.name = text,
                     (Some("data"), "offset") => m.offset = text.parse().unwrap_or(0),
@@ -141,28 +165,39 @@ fn attrs(e: &quick_xml::events::BytesStart) -> Vec<(String, String)> {
         .map(|a| {
             (
                 a.key.as_ref().to_string(),
-                a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map(|v| v.into_owned()).unwrap_or_default(),
+                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map(|v| v.into_owned())
+                    .unwrap_or_default(),
             )
         })
         .collect()
 }
 
+/// Bundle id, CFBundleShortVersionString, CFBundleVersion.
+type BundleVersions = (String, Option<String>, Option<String>);
+
 /// `<bundle id=… CFBundleShortVersionString=… CFBundleVersion=… path=…>`: the
 /// top-most `.app` bundle.
-fn bundle_from_package_info(xml: &str) -> Option<(String, Option<String>, Option<String>)> {
+fn bundle_from_package_info(xml: &str) -> Option<BundleVersions> {
     let mut reader = quick_xml::Reader::from_str(xml);
-    let mut best: Option<(usize, (String, Option<String>, Option<String>))> = None;
+    let mut best: Option<(usize, BundleVersions)> = None;
     while let Ok(ev) = reader.read_event() {
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) if e.name().as_ref() == "bundle" => {
                 let a = attrs(e);
                 let get = |k: &str| a.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-                let (Some(id), Some(path)) = (get("id"), get("path")) else { continue };
+                let (Some(id), Some(path)) = (get("id"), get("path")) else {
+                    continue;
+                };
                 if !path.trim_end_matches('/').ends_with(".app") {
                     continue;
                 }
                 let depth = path.matches('/').count();
-                let cand = (id, get("CFBundleShortVersionString"), get("CFBundleVersion"));
+                let cand = (
+                    id,
+                    get("CFBundleShortVersionString"),
+                    get("CFBundleVersion"),
+                );
                 if best.as_ref().is_none_or(|(d, _)| depth < *d) {
                     best = Some((depth, cand));
                 }

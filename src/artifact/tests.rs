@@ -10,9 +10,23 @@ fn reads_ipa_with_xml_and_binary_plists() {
     let dir = tempfile::tempdir().unwrap();
     for binary in [false, true] {
         let p = dir.path().join(format!("A{binary}.ipa"));
-        write_ipa(&p, &AppSpec { binary_plist: binary, ..spec() }).unwrap();
+        write_ipa(
+            &p,
+            &AppSpec {
+                binary_plist: binary,
+                ..spec()
+            },
+        )
+        .unwrap();
         let a = inspect(&p).unwrap();
-        assert_eq!((a.bundle_id.as_str(), a.version.as_str(), a.build_number.as_str()), ("com.example.app", "1.2.3", "45"));
+        assert_eq!(
+            (
+                a.bundle_id.as_str(),
+                a.version.as_str(),
+                a.build_number.as_str()
+            ),
+            ("com.example.app", "1.2.3", "45")
+        );
         assert_eq!(a.platform, Platform::Ios);
         assert_eq!(a.kind.uti(), "com.apple.ipa");
         assert_eq!(a.uses_non_exempt_encryption, Some(false));
@@ -25,7 +39,14 @@ fn platforms_from_the_plist() {
     let dir = tempfile::tempdir().unwrap();
     for platform in [Platform::TvOs, Platform::VisionOs] {
         let p = dir.path().join("P.ipa");
-        write_ipa(&p, &AppSpec { platform: platform.clone(), ..spec() }).unwrap();
+        write_ipa(
+            &p,
+            &AppSpec {
+                platform: platform.clone(),
+                ..spec()
+            },
+        )
+        .unwrap();
         assert_eq!(inspect(&p).unwrap().platform, platform);
     }
 }
@@ -34,9 +55,23 @@ fn platforms_from_the_plist() {
 fn reads_pkg_package_info() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("Mac.pkg");
-    write_pkg(&p, &AppSpec { platform: Platform::MacOs, ..spec() }).unwrap();
+    write_pkg(
+        &p,
+        &AppSpec {
+            platform: Platform::MacOs,
+            ..spec()
+        },
+    )
+    .unwrap();
     let a = inspect(&p).unwrap();
-    assert_eq!((a.bundle_id.as_str(), a.version.as_str(), a.build_number.as_str()), ("com.example.app", "1.2.3", "45"));
+    assert_eq!(
+        (
+            a.bundle_id.as_str(),
+            a.version.as_str(),
+            a.build_number.as_str()
+        ),
+        ("com.example.app", "1.2.3", "45")
+    );
     assert_eq!(a.platform, Platform::MacOs);
     assert_eq!(a.kind.uti(), "com.apple.pkg");
 }
@@ -52,29 +87,65 @@ fn each_bad_artifact_has_its_own_error() {
     {
         let f = std::fs::File::create(d("noplist.ipa")).unwrap();
         let mut z = zip::ZipWriter::new(f);
-        z.start_file("Payload/X.app/X", zip::write::SimpleFileOptions::default()).unwrap();
+        z.start_file("Payload/X.app/X", zip::write::SimpleFileOptions::default())
+            .unwrap();
         z.finish().unwrap();
     }
     {
         let f = std::fs::File::create(d("badplist.ipa")).unwrap();
         let mut z = zip::ZipWriter::new(f);
-        z.start_file("Payload/X.app/Info.plist", zip::write::SimpleFileOptions::default()).unwrap();
+        z.start_file(
+            "Payload/X.app/Info.plist",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
         std::io::Write::write_all(&mut z, b"<plist><dict><key>CFBundleIdentifier</key>").unwrap();
         z.finish().unwrap();
     }
     let show = |n: &str| d(n).display().to_string();
-    assert_eq!(inspect(&d("missing.ipa")).unwrap_err(), ArtifactError::Missing(show("missing.ipa")));
-    assert_eq!(inspect(&d("empty.ipa")).unwrap_err(), ArtifactError::Empty(show("empty.ipa")));
-    assert_eq!(inspect(&d("app.zip")).unwrap_err(), ArtifactError::UnknownKind(show("app.zip")));
-    assert!(matches!(inspect(&d("text.ipa")).unwrap_err(), ArtifactError::NotZip(..)));
-    assert!(matches!(inspect(&d("bad.pkg")).unwrap_err(), ArtifactError::NotXar(..)));
-    assert_eq!(inspect(&d("noplist.ipa")).unwrap_err(), ArtifactError::NoInfoPlist(show("noplist.ipa")));
-    assert!(matches!(inspect(&d("badplist.ipa")).unwrap_err(), ArtifactError::BadPlist(..)));
-    assert!(matches!(inspect(dir.path()).unwrap_err(), ArtifactError::UnknownKind(..)));
+    assert_eq!(
+        inspect(&d("missing.ipa")).unwrap_err(),
+        ArtifactError::Missing(show("missing.ipa"))
+    );
+    assert_eq!(
+        inspect(&d("empty.ipa")).unwrap_err(),
+        ArtifactError::Empty(show("empty.ipa"))
+    );
+    assert_eq!(
+        inspect(&d("app.zip")).unwrap_err(),
+        ArtifactError::UnknownKind(show("app.zip"))
+    );
+    assert!(matches!(
+        inspect(&d("text.ipa")).unwrap_err(),
+        ArtifactError::NotZip(..)
+    ));
+    assert!(matches!(
+        inspect(&d("bad.pkg")).unwrap_err(),
+        ArtifactError::NotXar(..)
+    ));
+    assert_eq!(
+        inspect(&d("noplist.ipa")).unwrap_err(),
+        ArtifactError::NoInfoPlist(show("noplist.ipa"))
+    );
+    assert!(matches!(
+        inspect(&d("badplist.ipa")).unwrap_err(),
+        ArtifactError::BadPlist(..)
+    ));
+    assert!(matches!(
+        inspect(dir.path()).unwrap_err(),
+        ArtifactError::UnknownKind(..)
+    ));
 }
 
 #[test]
 fn info_plist_entry_must_be_at_bundle_root() {
-    let names = ["Payload/A.app/Info.plist", "Payload/A.app/Frameworks/F.framework/Info.plist", "Payload/A.app/PlugIns/W.appex/Info.plist"];
-    assert_eq!(ipa::info_plist_entries(names.into_iter()), ["Payload/A.app/Info.plist"]);
+    let names = [
+        "Payload/A.app/Info.plist",
+        "Payload/A.app/Frameworks/F.framework/Info.plist",
+        "Payload/A.app/PlugIns/W.appex/Info.plist",
+    ];
+    assert_eq!(
+        ipa::info_plist_entries(names.into_iter()),
+        ["Payload/A.app/Info.plist"]
+    );
 }

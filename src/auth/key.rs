@@ -116,18 +116,26 @@ fn parse_pem(text: &str) -> Result<PrivateKey, KeyError> {
         "EC PRIVATE KEY" => return Err(KeyError::Sec1),
         "ENCRYPTED PRIVATE KEY" => return Err(KeyError::Encrypted),
         "RSA PRIVATE KEY" => return Err(KeyError::Rsa),
-        l if PEM_LABELS_NOT_PRIVATE.contains(&l) => return Err(KeyError::NotPrivate(l.to_string())),
+        l if PEM_LABELS_NOT_PRIVATE.contains(&l) => {
+            return Err(KeyError::NotPrivate(l.to_string()));
+        }
         _ => return Err(KeyError::NotPem),
     }
     let body_start = label_end + "-----".len();
     let end_marker = format!("-----END {label}-----");
     let end = rest.find(&end_marker).ok_or(KeyError::Truncated)?;
     let body = &rest[body_start..end];
-    let body = body.strip_prefix("\r\n").or_else(|| body.strip_prefix('\n')).unwrap_or(body);
+    let body = body
+        .strip_prefix("\r\n")
+        .or_else(|| body.strip_prefix('\n'))
+        .unwrap_or(body);
     let mut b64 = String::new();
     for (i, line) in body.lines().enumerate() {
         let line = line.trim();
-        if line.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=')) {
+        if line
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
+        {
             return Err(KeyError::BadBase64(i + 1));
         }
         b64.push_str(line);
@@ -143,7 +151,9 @@ const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 
 const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 const OID_P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
 const OID_SECP256K1: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
-const OID_RSA: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_RSA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+];
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
@@ -155,7 +165,11 @@ fn from_der(der: Vec<u8>) -> Result<PrivateKey, KeyError> {
     if contains(head, OID_RSA) {
         return Err(KeyError::Rsa);
     }
-    for (oid, name) in [(OID_P384, "P-384"), (OID_P521, "P-521"), (OID_SECP256K1, "secp256k1")] {
+    for (oid, name) in [
+        (OID_P384, "P-384"),
+        (OID_P521, "P-521"),
+        (OID_SECP256K1, "secp256k1"),
+    ] {
         if contains(head, oid) {
             return Err(KeyError::WrongCurve(name.into()));
         }
@@ -164,9 +178,13 @@ fn from_der(der: Vec<u8>) -> Result<PrivateKey, KeyError> {
         return Err(KeyError::Invalid);
     }
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).map_err(|_| KeyError::Invalid)?;
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+        .map_err(|_| KeyError::Invalid)?;
     let pem = to_pem("PRIVATE KEY", &der);
-    Ok(PrivateKey { pem: Secret::new(pem), der })
+    Ok(PrivateKey {
+        pem: Secret::new(pem),
+        der,
+    })
 }
 
 /// PEM-encode DER with the given label, 64 columns.
@@ -214,9 +232,15 @@ mod tests {
         assert!(parse(&pem.replace('\n', "\\n")).is_ok());
         let b64 = base64::engine::general_purpose::STANDARD.encode(&pem);
         assert!(parse(&b64).is_ok());
-        let wrapped: Vec<String> =
-            b64.as_bytes().chunks(60).map(|c| String::from_utf8_lossy(c).into()).collect();
-        assert!(parse(&(wrapped.join("\n") + "\n")).is_ok(), "GitLab's Base64.encode64 form");
+        let wrapped: Vec<String> = b64
+            .as_bytes()
+            .chunks(60)
+            .map(|c| String::from_utf8_lossy(c).into())
+            .collect();
+        assert!(
+            parse(&(wrapped.join("\n") + "\n")).is_ok(),
+            "GitLab's Base64.encode64 form"
+        );
         assert!(parse(&pem.replace('\n', "\r\n")).is_ok(), "CRLF line ends");
     }
 
@@ -227,10 +251,19 @@ mod tests {
             ("   ".into(), KeyError::Empty),
             ("not a key at all!".into(), KeyError::NotPem),
             (pem.replace("PRIVATE KEY", "EC PRIVATE KEY"), KeyError::Sec1),
-            (pem.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY"), KeyError::Encrypted),
+            (
+                pem.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY"),
+                KeyError::Encrypted,
+            ),
             (pem.replace("PRIVATE KEY", "RSA PRIVATE KEY"), KeyError::Rsa),
-            (pem.replace("PRIVATE KEY", "PUBLIC KEY"), KeyError::NotPrivate("PUBLIC KEY".into())),
-            (pem.lines().take(3).collect::<Vec<_>>().join("\n"), KeyError::Truncated),
+            (
+                pem.replace("PRIVATE KEY", "PUBLIC KEY"),
+                KeyError::NotPrivate("PUBLIC KEY".into()),
+            ),
+            (
+                pem.lines().take(3).collect::<Vec<_>>().join("\n"),
+                KeyError::Truncated,
+            ),
             (pem.replacen("\n", "\n*", 2), KeyError::BadBase64(1)),
         ];
         for (input, want) in cases {
@@ -246,7 +279,10 @@ mod tests {
         der.extend_from_slice(OID_P384);
         der.extend_from_slice(&[0u8; 40]);
         let pem = to_pem("PRIVATE KEY", &der);
-        assert_eq!(parse(&pem).unwrap_err(), KeyError::WrongCurve("P-384".into()));
+        assert_eq!(
+            parse(&pem).unwrap_err(),
+            KeyError::WrongCurve("P-384".into())
+        );
     }
 
     #[test]

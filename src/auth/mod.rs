@@ -42,7 +42,9 @@ pub struct ManualClock(pub std::sync::atomic::AtomicI64);
 
 impl ManualClock {
     pub fn starting_now() -> Self {
-        Self(std::sync::atomic::AtomicI64::new(jiff::Timestamp::now().as_second()))
+        Self(std::sync::atomic::AtomicI64::new(
+            jiff::Timestamp::now().as_second(),
+        ))
     }
     pub fn advance(&self, secs: i64) {
         self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
@@ -138,7 +140,10 @@ impl TokenSource {
         if let Some(f) = &self.on_new {
             f(&token);
         }
-        *cached = Some(Cached { token: token.clone(), exp });
+        *cached = Some(Cached {
+            token: token.clone(),
+            exp,
+        });
         token
     }
 
@@ -150,7 +155,13 @@ impl TokenSource {
             Issuer::Team(id) => (Some(id.as_str()), None),
             Issuer::Individual => (None, Some("user")),
         };
-        let claims = Claims { iss, sub, iat, exp, aud: AUDIENCE };
+        let claims = Claims {
+            iss,
+            sub,
+            iat,
+            exp,
+            aud: AUDIENCE,
+        };
         // Signing with a key that parsed as P-256 PKCS#8 cannot fail.
         let jwt = jsonwebtoken::encode(&header, &claims, &self.key).unwrap_or_default();
         Secret::new(jwt)
@@ -182,7 +193,12 @@ pub mod tests {
         let (private, public) = key::generate();
         let key = key::parse(private.expose()).unwrap();
         let clock = Arc::new(ManualClock(AtomicI64::new(1_700_000_000)));
-        let src = TokenSource::new("ABC123DEFG", Issuer::Team("issuer-uuid".into()), &key, clock);
+        let src = TokenSource::new(
+            "ABC123DEFG",
+            Issuer::Team("issuer-uuid".into()),
+            &key,
+            clock,
+        );
         let (header, claims) = decode(src.token().expose(), &public);
         assert_eq!(header.kid.as_deref(), Some("ABC123DEFG"));
         assert_eq!(header.typ.as_deref(), Some("JWT"));
@@ -212,10 +228,11 @@ pub mod tests {
         let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000)));
         let signed = Arc::new(AtomicI64::new(0));
         let counter = signed.clone();
-        let src = TokenSource::new("K", Issuer::Individual, &key, clock.clone())
-            .on_new_token(Arc::new(move |_| {
+        let src = TokenSource::new("K", Issuer::Individual, &key, clock.clone()).on_new_token(
+            Arc::new(move |_| {
                 counter.fetch_add(1, Ordering::SeqCst);
-            }));
+            }),
+        );
         let first = src.token();
         clock.0.fetch_add(60, Ordering::SeqCst);
         assert_eq!(src.token(), first, "reused within its life");

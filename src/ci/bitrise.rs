@@ -27,7 +27,11 @@ impl Backend for Bitrise {
             Level::Warning => "\x1b[33;1m",
             Level::Notice => "\x1b[34;1m",
         };
-        let at = a.location.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
+        let at = a
+            .location
+            .as_ref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
         writeln!(out, "{color}{}{at}: {}\x1b[0m", a.level.as_str(), a.message)
     }
 
@@ -40,9 +44,18 @@ impl Backend for Bitrise {
     }
 
     fn output(&mut self, _out: &mut dyn Write, name: &str, value: &str) -> io::Result<()> {
-        let Some(envman) = &self.paths.envman else { return Ok(()) };
+        let Some(envman) = &self.paths.envman else {
+            return Ok(());
+        };
         let status = Command::new(envman)
-            .args(["add", "--key", &env_name(name), "--value", value, "--no-expand"])
+            .args([
+                "add",
+                "--key",
+                &env_name(name),
+                "--value",
+                value,
+                "--no-expand",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .status()?;
@@ -53,7 +66,13 @@ impl Backend for Bitrise {
         }
     }
 
-    fn finish(&mut self, _out: &mut dyn Write, summary_md: &str, _a: &[Annotation], json: &str) -> io::Result<()> {
+    fn finish(
+        &mut self,
+        _out: &mut dyn Write,
+        summary_md: &str,
+        _a: &[Annotation],
+        json: &str,
+    ) -> io::Result<()> {
         if let Some(dir) = &self.paths.bitrise_deploy_dir {
             std::fs::create_dir_all(dir)?;
             std::fs::write(dir.join("flightdeck-summary.md"), summary_md)?;

@@ -12,13 +12,18 @@ pub struct GitHub {
 
 impl GitHub {
     pub fn new(paths: Paths) -> Self {
-        Self { paths, warned_no_output_file: false }
+        Self {
+            paths,
+            warned_no_output_file: false,
+        }
     }
 }
 
 /// Escape command data: `%`, CR, LF.
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escape a command property: data escapes plus `:` and `,`.
@@ -64,7 +69,11 @@ impl Backend for GitHub {
                 }
             }
         }
-        let props = if props.is_empty() { String::new() } else { format!(" {}", props.join(",")) };
+        let props = if props.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", props.join(","))
+        };
         let msg: String = a.message.chars().take(4000).collect();
         writeln!(out, "::{}{props}::{}", a.level.as_str(), escape_data(&msg))
     }
@@ -83,14 +92,23 @@ impl Backend for GitHub {
             None => {
                 if !self.warned_no_output_file {
                     self.warned_no_output_file = true;
-                    writeln!(out, "::warning::GITHUB_OUTPUT is not set (runner older than v2.297.0?); step outputs are only in the log and --output json")?;
+                    writeln!(
+                        out,
+                        "::warning::GITHUB_OUTPUT is not set (runner older than v2.297.0?); step outputs are only in the log and --output json"
+                    )?;
                 }
                 Ok(())
             }
         }
     }
 
-    fn finish(&mut self, _out: &mut dyn Write, summary_md: &str, _a: &[Annotation], _json: &str) -> io::Result<()> {
+    fn finish(
+        &mut self,
+        _out: &mut dyn Write,
+        summary_md: &str,
+        _a: &[Annotation],
+        _json: &str,
+    ) -> io::Result<()> {
         if let Some(p) = &self.paths.github_step_summary
             && !summary_md.is_empty()
         {
@@ -122,7 +140,10 @@ mod tests {
         let first = lines.next().unwrap();
         let delim = first.strip_prefix("notes<<").unwrap();
         assert!(delim.starts_with("ghadelimiter_") && delim.len() > 20);
-        assert_eq!(h, format!("notes<<{delim}\nline one\nEOF\nline three\n{delim}\n"));
+        assert_eq!(
+            h,
+            format!("notes<<{delim}\nline one\nEOF\nline three\n{delim}\n")
+        );
         assert_ne!(heredoc("a", "b"), heredoc("a", "b"));
     }
 
@@ -141,13 +162,17 @@ mod tests {
         r.annotate(
             crate::ci::Annotation::new(Level::Error, "unknown key `timout`\nsee docs")
                 .titled("pipeline")
-                .at(Some(Location { file: "flightdeck.yml".into(), line: 4, column: 7 })),
+                .at(Some(Location {
+                    file: "flightdeck.yml".into(),
+                    line: 4,
+                    column: 7,
+                })),
         );
         r.set_output("build-id", "b-123");
         r.group_end();
         r.finish("## flightdeck\nok", "{}");
         let log = buf.text();
-        insta::assert_snapshot!(log.replace(|c: char| c == '\u{0}', ""), @r"
+        insta::assert_snapshot!(log, @r"
         ::add-mask::-----BEGIN PRIVATE KEY-----%0AMIGHAgEAMBMGByqGSM49AgEGCCqGSM49%0A-----END PRIVATE KEY-----
         ::add-mask::-----BEGIN PRIVATE KEY-----
         ::add-mask::MIGHAgEAMBMGByqGSM49AgEGCCqGSM49
@@ -157,8 +182,17 @@ mod tests {
         ::endgroup::
         ");
         let out = std::fs::read_to_string(dir.path().join("out")).unwrap();
-        let delim = out.lines().next().unwrap().strip_prefix("build-id<<").unwrap().to_string();
+        let delim = out
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("build-id<<")
+            .unwrap()
+            .to_string();
         assert_eq!(out, format!("build-id<<{delim}\nb-123\n{delim}\n"));
-        assert_eq!(std::fs::read_to_string(dir.path().join("summary.md")).unwrap(), "## flightdeck\nok\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("summary.md")).unwrap(),
+            "## flightdeck\nok\n"
+        );
     }
 }

@@ -14,7 +14,12 @@ pub struct GitLab {
 
 impl GitLab {
     pub fn new(paths: Paths) -> Self {
-        Self { paths, outputs: BTreeMap::new(), sections: Vec::new(), counter: 0 }
+        Self {
+            paths,
+            outputs: BTreeMap::new(),
+            sections: Vec::new(),
+            counter: 0,
+        }
     }
 }
 
@@ -29,7 +34,10 @@ pub fn dotenv_value(v: &str) -> String {
 
 /// The dotenv file: `KEY=value` lines only, no blank lines or comments.
 pub fn dotenv(outputs: &BTreeMap<String, String>) -> String {
-    outputs.iter().map(|(k, v)| format!("{}={}\n", env_name(k), dotenv_value(v))).collect()
+    outputs
+        .iter()
+        .map(|(k, v)| format!("{}={}\n", env_name(k), dotenv_value(v)))
+        .collect()
 }
 
 /// Code Quality entries for located annotations.
@@ -44,7 +52,10 @@ pub fn code_quality(annotations: &[Annotation]) -> serde_json::Value {
                 Level::Warning => "minor",
                 Level::Notice => "info",
             };
-            let fp = hex::encode(sha2::Sha256::digest(format!("{}:{}:{}", loc.file, loc.line, a.message)));
+            let fp = hex::encode(sha2::Sha256::digest(format!(
+                "{}:{}:{}",
+                loc.file, loc.line, a.message
+            )));
             Some(serde_json::json!({
                 "description": a.message,
                 "check_name": a.title.clone().unwrap_or_else(|| "flightdeck".into()),
@@ -69,14 +80,27 @@ impl Backend for GitLab {
             Level::Warning => "\x1b[33;1m",
             Level::Notice => "\x1b[36m",
         };
-        let at = a.location.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
-        writeln!(out, "{color}{}\x1b[0m{at}: {}", a.level.as_str().to_uppercase(), a.message)
+        let at = a
+            .location
+            .as_ref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{color}{}\x1b[0m{at}: {}",
+            a.level.as_str().to_uppercase(),
+            a.message
+        )
     }
 
     fn group_start(&mut self, out: &mut dyn Write, title: &str) -> io::Result<()> {
         self.counter += 1;
         let name = format!("flightdeck_{}", self.counter);
-        write!(out, "\x1b[0Ksection_start:{}:{name}[collapsed=false]\r\x1b[0K{title}\n", now())?;
+        write!(
+            out,
+            "\x1b[0Ksection_start:{}:{name}[collapsed=false]\r\x1b[0K{title}\n",
+            now()
+        )?;
         self.sections.push(name);
         Ok(())
     }
@@ -96,8 +120,15 @@ impl Backend for GitLab {
         std::fs::rename(&tmp, &self.paths.gitlab_dotenv)
     }
 
-    fn finish(&mut self, _out: &mut dyn Write, _md: &str, annotations: &[Annotation], _json: &str) -> io::Result<()> {
-        let report = serde_json::to_string_pretty(&code_quality(annotations)).unwrap_or_else(|_| "[]".into());
+    fn finish(
+        &mut self,
+        _out: &mut dyn Write,
+        _md: &str,
+        annotations: &[Annotation],
+        _json: &str,
+    ) -> io::Result<()> {
+        let report = serde_json::to_string_pretty(&code_quality(annotations))
+            .unwrap_or_else(|_| "[]".into());
         std::fs::write(&self.paths.gitlab_codequality, report)
     }
 
@@ -118,7 +149,10 @@ mod tests {
         let mut o = BTreeMap::new();
         o.insert("build-id".to_string(), "a\nb".to_string());
         o.insert("version".to_string(), "1.0 $HOME".to_string());
-        assert_eq!(dotenv(&o), "FLIGHTDECK_BUILD_ID=a b\nFLIGHTDECK_VERSION=1.0 $$HOME\n");
+        assert_eq!(
+            dotenv(&o),
+            "FLIGHTDECK_BUILD_ID=a b\nFLIGHTDECK_VERSION=1.0 $$HOME\n"
+        );
     }
 
     #[test]
@@ -135,15 +169,28 @@ mod tests {
         r.set_output("build-upload-id", "u1");
         r.set_output("build-upload-id", "u2");
         r.annotate(
-            Annotation::new(Level::Error, "unknown key").at(Some(Location { file: "flightdeck.yml".into(), line: 3, column: 1 })),
+            Annotation::new(Level::Error, "unknown key").at(Some(Location {
+                file: "flightdeck.yml".into(),
+                line: 3,
+                column: 1,
+            })),
         );
         r.finish("", "{}");
         let log = buf.text();
-        assert!(log.contains("\x1b[0Ksection_start:") && log.contains(":flightdeck_1[collapsed=false]\r\x1b[0KUpload\n"), "{log:?}");
+        assert!(
+            log.contains("\x1b[0Ksection_start:")
+                && log.contains(":flightdeck_1[collapsed=false]\r\x1b[0KUpload\n"),
+            "{log:?}"
+        );
         assert!(log.contains("\x1b[0Ksection_end:") && log.contains(":flightdeck_1\r\x1b[0K\n"));
-        assert_eq!(std::fs::read_to_string(dir.path().join("flightdeck.env")).unwrap(), "FLIGHTDECK_BUILD_UPLOAD_ID=u2\n");
-        let cq: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("gl-code-quality-report.json")).unwrap()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("flightdeck.env")).unwrap(),
+            "FLIGHTDECK_BUILD_UPLOAD_ID=u2\n"
+        );
+        let cq: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("gl-code-quality-report.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(cq[0]["location"]["path"], "flightdeck.yml");
         assert_eq!(cq[0]["location"]["lines"]["begin"], 3);
         assert_eq!(cq[0]["severity"], "major");

@@ -14,7 +14,11 @@ impl Backend for Local {
     }
 
     fn annotate(&mut self, out: &mut dyn Write, a: &Annotation) -> io::Result<()> {
-        let title = a.title.as_deref().map(|t| format!("{t}: ")).unwrap_or_default();
+        let title = a
+            .title
+            .as_deref()
+            .map(|t| format!("{t}: "))
+            .unwrap_or_default();
         writeln!(out, "{}: {title}{}", a.level.as_str(), a.message)?;
         if let Some(loc) = &a.location {
             writeln!(out, "  --> {loc}")?;
@@ -36,13 +40,25 @@ impl Backend for Local {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut dyn Write, summary_md: &str, _a: &[Annotation], _json: &str) -> io::Result<()> {
+    fn finish(
+        &mut self,
+        out: &mut dyn Write,
+        summary_md: &str,
+        _a: &[Annotation],
+        _json: &str,
+    ) -> io::Result<()> {
         // The Markdown summary, minus its table rules and the outputs block (listed below).
         let body = summary_md.split("<details>").next().unwrap_or_default();
         if !body.trim().is_empty() {
             writeln!(out)?;
-            for line in body.lines().filter(|l| !l.starts_with("| ---") && !l.starts_with("| step |")) {
-                let line = line.trim_start_matches("### ").trim_matches('|').replace(" | ", ": ");
+            for line in body
+                .lines()
+                .filter(|l| !l.starts_with("| ---") && !l.starts_with("| step |"))
+            {
+                let line = line
+                    .trim_start_matches("### ")
+                    .trim_matches('|')
+                    .replace(" | ", ": ");
                 writeln!(out, "{}", line.trim())?;
             }
         }

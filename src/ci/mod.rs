@@ -65,7 +65,12 @@ pub struct Annotation {
 
 impl Annotation {
     pub fn new(level: Level, message: impl Into<String>) -> Self {
-        Self { level, message: message.into(), title: None, location: None }
+        Self {
+            level,
+            message: message.into(),
+            title: None,
+            location: None,
+        }
     }
     pub fn titled(mut self, title: impl Into<String>) -> Self {
         self.title = Some(title.into());
@@ -96,7 +101,13 @@ pub trait Backend: Send {
     fn group_end(&mut self, out: &mut dyn Write) -> io::Result<()>;
     fn output(&mut self, out: &mut dyn Write, name: &str, value: &str) -> io::Result<()>;
     /// Called once at the end with the Markdown summary and every annotation made.
-    fn finish(&mut self, out: &mut dyn Write, summary_md: &str, annotations: &[Annotation], outcome_json: &str) -> io::Result<()>;
+    fn finish(
+        &mut self,
+        out: &mut dyn Write,
+        summary_md: &str,
+        annotations: &[Annotation],
+        outcome_json: &str,
+    ) -> io::Result<()>;
     /// Print the final error line so the platform picks it up as the failure reason.
     fn final_error(&mut self, out: &mut dyn Write, message: &str) -> io::Result<()> {
         writeln!(out, "error: {message}")
@@ -123,7 +134,9 @@ pub struct Reporter {
 
 impl std::fmt::Debug for Reporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reporter").field("platform", &self.platform).finish_non_exhaustive()
+        f.debug_struct("Reporter")
+            .field("platform", &self.platform)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,7 +151,11 @@ impl Reporter {
         Self::with_backend(platform, backend, out)
     }
 
-    pub fn with_backend(platform: Platform, backend: Box<dyn Backend>, out: Box<dyn Write + Send>) -> Self {
+    pub fn with_backend(
+        platform: Platform,
+        backend: Box<dyn Backend>,
+        out: Box<dyn Write + Send>,
+    ) -> Self {
         Self {
             platform,
             inner: Mutex::new(Inner {
@@ -171,7 +188,13 @@ impl Reporter {
         let mut g = self.lock();
         let inner = &mut *g;
         let mut pieces = vec![secret.to_string()];
-        pieces.extend(secret.lines().map(str::trim).filter(|l| l.len() >= 8).map(str::to_string));
+        pieces.extend(
+            secret
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.len() >= 8)
+                .map(str::to_string),
+        );
         for p in pieces {
             if !inner.secrets.contains(&p) {
                 let _ = inner.backend.mask(&mut inner.out, &p);
@@ -195,7 +218,12 @@ impl Reporter {
         if *n <= MAX_ANNOTATIONS_PER_LEVEL {
             let _ = inner.backend.annotate(&mut inner.out, &a);
         } else {
-            let _ = writeln!(inner.out, "{}: {}", a.level.as_str(), neutralize(&a.message));
+            let _ = writeln!(
+                inner.out,
+                "{}: {}",
+                a.level.as_str(),
+                neutralize(&a.message)
+            );
         }
         inner.annotations.push(a);
     }
@@ -256,15 +284,28 @@ impl Reporter {
         }
         for (level, n) in inner.emitted.clone() {
             if n > MAX_ANNOTATIONS_PER_LEVEL {
-                let a = Annotation::new(level, format!("{} more {} messages were not annotated; see the log", n - MAX_ANNOTATIONS_PER_LEVEL, level.as_str()));
+                let a = Annotation::new(
+                    level,
+                    format!(
+                        "{} more {} messages were not annotated; see the log",
+                        n - MAX_ANNOTATIONS_PER_LEVEL,
+                        level.as_str()
+                    ),
+                );
                 let _ = inner.backend.annotate(&mut inner.out, &a);
             }
         }
         let md = redact(&inner.secrets, summary_md);
         let json = redact(&inner.secrets, outcome_json);
         let annotations = inner.annotations.clone();
-        if let Err(e) = inner.backend.finish(&mut inner.out, &md, &annotations, &json) {
-            let _ = writeln!(inner.out, "warning: could not write the CI report files: {e}");
+        if let Err(e) = inner
+            .backend
+            .finish(&mut inner.out, &md, &annotations, &json)
+        {
+            let _ = writeln!(
+                inner.out,
+                "warning: could not write the CI report files: {e}"
+            );
         }
         let _ = inner.out.flush();
     }
@@ -306,7 +347,11 @@ pub fn neutralize(text: &str) -> String {
     text.lines()
         .map(|l| {
             let l = l.replace("##[", "##\u{200B}[");
-            if l.trim_start().starts_with("::") { format!(" {l}") } else { l }
+            if l.trim_start().starts_with("::") {
+                format!(" {l}")
+            } else {
+                l
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -314,7 +359,10 @@ pub fn neutralize(text: &str) -> String {
 
 /// `build-upload-id` -> `FLIGHTDECK_BUILD_UPLOAD_ID`.
 pub fn env_name(output: &str) -> String {
-    format!("FLIGHTDECK_{}", output.to_ascii_uppercase().replace(['-', '.', ' '], "_"))
+    format!(
+        "FLIGHTDECK_{}",
+        output.to_ascii_uppercase().replace(['-', '.', ' '], "_")
+    )
 }
 
 /// Platform detection: flag, then GitHub, GitLab, Bitrise, else a terminal.
@@ -358,7 +406,10 @@ pub mod tests {
 
     #[test]
     fn neutralizes_workflow_commands_in_untrusted_text() {
-        assert_eq!(neutralize("::error::x\nok ##[set-output name=a]b"), " ::error::x\nok ##\u{200B}[set-output name=a]b");
+        assert_eq!(
+            neutralize("::error::x\nok ##[set-output name=a]b"),
+            " ::error::x\nok ##\u{200B}[set-output name=a]b"
+        );
     }
 
     #[test]
@@ -370,11 +421,23 @@ pub mod tests {
     fn detection_order() {
         use crate::config::env::Env;
         let d = |pairs: &[(&str, &str)]| detect(None, &Env::from_pairs(pairs.iter().copied()));
-        assert_eq!(d(&[("GITHUB_ACTIONS", "true"), ("GITLAB_CI", "true")]), Platform::GitHub);
-        assert_eq!(d(&[("GITLAB_CI", "true"), ("CI", "true")]), Platform::GitLab);
+        assert_eq!(
+            d(&[("GITHUB_ACTIONS", "true"), ("GITLAB_CI", "true")]),
+            Platform::GitHub
+        );
+        assert_eq!(
+            d(&[("GITLAB_CI", "true"), ("CI", "true")]),
+            Platform::GitLab
+        );
         assert_eq!(d(&[("ENVMAN_ENVSTORE_PATH", "/x")]), Platform::Bitrise);
         assert_eq!(d(&[("CI", "true")]), Platform::Local);
-        assert_eq!(detect(Some(Platform::GitLab), &Env::from_pairs([("GITHUB_ACTIONS", "true")])), Platform::GitLab);
+        assert_eq!(
+            detect(
+                Some(Platform::GitLab),
+                &Env::from_pairs([("GITHUB_ACTIONS", "true")])
+            ),
+            Platform::GitLab
+        );
     }
 
     #[test]
@@ -390,6 +453,9 @@ pub mod tests {
         let text = buf.text();
         assert!(!text.contains("s3cr3t-value"), "{text}");
         assert_eq!(r.outputs()["app-id"], "id-***");
-        assert!(text.contains("3 more error messages were not annotated"), "{text}");
+        assert!(
+            text.contains("3 more error messages were not annotated"),
+            "{text}"
+        );
     }
 }

@@ -13,13 +13,21 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = t;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("invalid duration {text:?}: expected a number before {rest:?} (examples: 30s, 45m, 1h30m)"));
+            return Err(format!(
+                "invalid duration {text:?}: expected a number before {rest:?} (examples: 30s, 45m, 1h30m)"
+            ));
         }
-        let n: f64 = rest[..digits].parse().map_err(|_| format!("invalid number in duration {text:?}"))?;
+        let n: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid number in duration {text:?}"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let secs = match unit {
@@ -28,8 +36,16 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "m" | "min" | "mins" => n * 60.0,
             "h" | "hr" | "hrs" => n * 3600.0,
             "d" => n * 86400.0,
-            "" => return Err(format!("invalid duration {text:?}: a unit is missing after {n} (s, m, h)")),
-            other => return Err(format!("invalid duration {text:?}: unknown unit {other:?} (use ms, s, m, h or d)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: a unit is missing after {n} (s, m, h)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m, h or d)"
+                ));
+            }
         };
         total += Duration::from_secs_f64(secs);
     }
@@ -63,7 +79,15 @@ mod tests {
 
     #[test]
     fn parses_humane_forms() {
-        let cases = [("30s", 30_000), ("45m", 2_700_000), ("1h30m", 5_400_000), ("500ms", 500), ("90", 90_000), ("1.5h", 5_400_000), ("2d", 172_800_000)];
+        let cases = [
+            ("30s", 30_000),
+            ("45m", 2_700_000),
+            ("1h30m", 5_400_000),
+            ("500ms", 500),
+            ("90", 90_000),
+            ("1.5h", 5_400_000),
+            ("2d", 172_800_000),
+        ];
         for (text, ms) in cases {
             assert_eq!(parse(text).unwrap(), Duration::from_millis(ms), "{text}");
         }

@@ -33,7 +33,10 @@ impl Env {
         V: Into<String>,
     {
         Self {
-            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 
@@ -87,7 +90,13 @@ mod tests {
     fn lookup_prefers_the_first_non_empty_name() {
         let env = Env::from_pairs([("B", "2"), ("C", "3")]);
         let found = env.lookup(&["A", "B", "C"]).unwrap().unwrap();
-        assert_eq!(found, Found { name: "B".into(), value: "2".into() });
+        assert_eq!(
+            found,
+            Found {
+                name: "B".into(),
+                value: "2".into()
+            }
+        );
     }
 
     #[test]
@@ -95,13 +104,20 @@ mod tests {
         let env = Env::from_pairs([("ASC_KEY_ID", "")]);
         let err = env.lookup(&["ASC_KEY_ID", "OTHER"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert!(err.message.contains("ASC_KEY_ID is set but empty"), "{}", err.message);
+        assert!(
+            err.message.contains("ASC_KEY_ID is set but empty"),
+            "{}",
+            err.message
+        );
         assert!(err.message.contains("CI secret is probably not configured"));
     }
 
     #[test]
     fn an_empty_alias_is_fine_when_another_name_is_set() {
         let env = Env::from_pairs([("ASC_KEY_ID", ""), ("OTHER", "x")]);
-        assert_eq!(env.lookup(&["ASC_KEY_ID", "OTHER"]).unwrap().unwrap().value, "x");
+        assert_eq!(
+            env.lookup(&["ASC_KEY_ID", "OTHER"]).unwrap().unwrap().value,
+            "x"
+        );
     }
 }

@@ -13,10 +13,29 @@ use std::path::{Path, PathBuf};
 
 /// Names each input is accepted under, in precedence order: ours, fastlane's,
 /// Codemagic's, then the GitHub Action input.
-pub const KEY_ID: &[&str] = &["ASC_KEY_ID", "APP_STORE_CONNECT_API_KEY_KEY_ID", "APP_STORE_CONNECT_KEY_IDENTIFIER", "INPUT_API-KEY-ID"];
-pub const ISSUER_ID: &[&str] = &["ASC_ISSUER_ID", "APP_STORE_CONNECT_API_KEY_ISSUER_ID", "APP_STORE_CONNECT_ISSUER_ID", "INPUT_API-ISSUER-ID"];
-pub const PRIVATE_KEY: &[&str] = &["ASC_PRIVATE_KEY", "APP_STORE_CONNECT_API_KEY_KEY", "APP_STORE_CONNECT_PRIVATE_KEY", "INPUT_API-PRIVATE-KEY"];
-pub const PRIVATE_KEY_PATH: &[&str] = &["ASC_PRIVATE_KEY_PATH", "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH", "INPUT_API-KEY-PATH"];
+pub const KEY_ID: &[&str] = &[
+    "ASC_KEY_ID",
+    "APP_STORE_CONNECT_API_KEY_KEY_ID",
+    "APP_STORE_CONNECT_KEY_IDENTIFIER",
+    "INPUT_API-KEY-ID",
+];
+pub const ISSUER_ID: &[&str] = &[
+    "ASC_ISSUER_ID",
+    "APP_STORE_CONNECT_API_KEY_ISSUER_ID",
+    "APP_STORE_CONNECT_ISSUER_ID",
+    "INPUT_API-ISSUER-ID",
+];
+pub const PRIVATE_KEY: &[&str] = &[
+    "ASC_PRIVATE_KEY",
+    "APP_STORE_CONNECT_API_KEY_KEY",
+    "APP_STORE_CONNECT_PRIVATE_KEY",
+    "INPUT_API-PRIVATE-KEY",
+];
+pub const PRIVATE_KEY_PATH: &[&str] = &[
+    "ASC_PRIVATE_KEY_PATH",
+    "APP_STORE_CONNECT_API_KEY_KEY_FILEPATH",
+    "INPUT_API-KEY-PATH",
+];
 pub const APP_ID: &[&str] = &["ASC_APP_ID", "INPUT_APP-ID"];
 pub const BUNDLE_ID: &[&str] = &["ASC_BUNDLE_ID", "INPUT_BUNDLE-ID"];
 pub const API_BASE: &[&str] = &["ASC_API_BASE_URL"];
@@ -52,7 +71,9 @@ impl Settings {
             .map(|f| f.value)
             .unwrap_or_else(|| crate::api::client::DEFAULT_BASE_URL.to_string());
         if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
-            return Err(Error::input(format!("ASC_API_BASE_URL must be an http(s) URL, got {api_base:?}")));
+            return Err(Error::input(format!(
+                "ASC_API_BASE_URL must be an http(s) URL, got {api_base:?}"
+            )));
         }
         let platform = ci::detect(ci_flag, env);
         Ok(Self {
@@ -63,7 +84,11 @@ impl Settings {
             webhook_secret: env.lookup(WEBHOOK_SECRET)?.map(|f| Secret::new(f.value)),
             platform,
             ci_paths: ci_paths(env),
-            workspace: env.get("GITHUB_WORKSPACE").or(env.get("CI_PROJECT_DIR")).or(env.get("BITRISE_SOURCE_DIR")).map(PathBuf::from),
+            workspace: env
+                .get("GITHUB_WORKSPACE")
+                .or(env.get("CI_PROJECT_DIR"))
+                .or(env.get("BITRISE_SOURCE_DIR"))
+                .map(PathBuf::from),
             credentials: Some(load_credentials(env)),
         })
     }
@@ -109,14 +134,19 @@ fn ci_paths(env: &Env) -> ci::Paths {
         github_output: env.get("GITHUB_OUTPUT").map(PathBuf::from),
         github_step_summary: env.get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
         gitlab_dotenv: PathBuf::from(env.get("FLIGHTDECK_DOTENV").unwrap_or("flightdeck.env")),
-        gitlab_codequality: PathBuf::from(env.get("FLIGHTDECK_CODEQUALITY_REPORT").unwrap_or("gl-code-quality-report.json")),
+        gitlab_codequality: PathBuf::from(
+            env.get("FLIGHTDECK_CODEQUALITY_REPORT")
+                .unwrap_or("gl-code-quality-report.json"),
+        ),
         bitrise_deploy_dir: env.get("BITRISE_DEPLOY_DIR").map(PathBuf::from),
         envman: env.get("PATH").and_then(|p| find_on_path(p, "envman")),
     }
 }
 
 fn find_on_path(path: &str, name: &str) -> Option<PathBuf> {
-    std::env::split_paths(path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Read the key id, issuer and private key (text or path) from the environment.
@@ -146,8 +176,13 @@ pub fn load_credentials(env: &Env) -> Result<Credentials, Error> {
             }
         },
     };
-    let key = key::parse(&text).map_err(|e| Error::input(format!("{name}: {e}")).with_hint(e.hint()))?;
-    Ok(Credentials { key_id: key_id.value.trim().to_string(), issuer, key })
+    let key =
+        key::parse(&text).map_err(|e| Error::input(format!("{name}: {e}")).with_hint(e.hint()))?;
+    Ok(Credentials {
+        key_id: key_id.value.trim().to_string(),
+        issuer,
+        key,
+    })
 }
 
 fn read_key_file(var: &str, path: &Path) -> Result<String, Error> {
@@ -174,11 +209,20 @@ mod tests {
             ("APP_STORE_CONNECT_API_KEY_KEY", pem.expose()),
         ]);
         let c = load_credentials(&fastlane).unwrap();
-        assert_eq!((c.key_id.as_str(), c.issuer), ("K1", Issuer::Team("I1".into())));
-        let codemagic = env_with(&[("APP_STORE_CONNECT_KEY_IDENTIFIER", "K2"), ("APP_STORE_CONNECT_PRIVATE_KEY", pem.expose())]);
+        assert_eq!(
+            (c.key_id.as_str(), c.issuer),
+            ("K1", Issuer::Team("I1".into()))
+        );
+        let codemagic = env_with(&[
+            ("APP_STORE_CONNECT_KEY_IDENTIFIER", "K2"),
+            ("APP_STORE_CONNECT_PRIVATE_KEY", pem.expose()),
+        ]);
         let c = load_credentials(&codemagic).unwrap();
         assert_eq!((c.key_id.as_str(), c.issuer), ("K2", Issuer::Individual));
-        let gha = env_with(&[("INPUT_API-KEY-ID", "K3"), ("INPUT_API-PRIVATE-KEY", pem.expose())]);
+        let gha = env_with(&[
+            ("INPUT_API-KEY-ID", "K3"),
+            ("INPUT_API-PRIVATE-KEY", pem.expose()),
+        ]);
         assert_eq!(load_credentials(&gha).unwrap().key_id, "K3");
     }
 
@@ -189,10 +233,27 @@ mod tests {
         let p = dir.path().join("AuthKey_K.p8");
         std::fs::write(&p, pem.expose()).unwrap();
         let p = p.to_str().unwrap();
-        assert!(load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY_PATH", p)])).is_ok());
-        assert!(load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY", p)])).is_ok());
-        let e = load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY_PATH", "/nope/AuthKey.p8")])).unwrap_err();
-        assert!(e.message.contains("ASC_PRIVATE_KEY_PATH: cannot read the key file /nope/AuthKey.p8"), "{}", e.message);
+        assert!(
+            load_credentials(&env_with(&[
+                ("ASC_KEY_ID", "K"),
+                ("ASC_PRIVATE_KEY_PATH", p)
+            ]))
+            .is_ok()
+        );
+        assert!(
+            load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY", p)])).is_ok()
+        );
+        let e = load_credentials(&env_with(&[
+            ("ASC_KEY_ID", "K"),
+            ("ASC_PRIVATE_KEY_PATH", "/nope/AuthKey.p8"),
+        ]))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("ASC_PRIVATE_KEY_PATH: cannot read the key file /nope/AuthKey.p8"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -201,10 +262,27 @@ mod tests {
         assert!(e.message.starts_with("ASC_KEY_ID is not set"));
         let e = load_credentials(&env_with(&[("ASC_KEY_ID", "K")])).unwrap_err();
         assert!(e.message.starts_with("no private key"));
-        let e = load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY", "")])).unwrap_err();
-        assert!(e.message.contains("ASC_PRIVATE_KEY is set but empty"), "{}", e.message);
-        let e = load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY", "-----BEGIN EC PRIVATE KEY-----\nAA\n-----END EC PRIVATE KEY-----")])).unwrap_err();
-        assert!(e.message.starts_with("ASC_PRIVATE_KEY: the private key is a SEC1"), "{}", e.message);
+        let e = load_credentials(&env_with(&[("ASC_KEY_ID", "K"), ("ASC_PRIVATE_KEY", "")]))
+            .unwrap_err();
+        assert!(
+            e.message.contains("ASC_PRIVATE_KEY is set but empty"),
+            "{}",
+            e.message
+        );
+        let e = load_credentials(&env_with(&[
+            ("ASC_KEY_ID", "K"),
+            (
+                "ASC_PRIVATE_KEY",
+                "-----BEGIN EC PRIVATE KEY-----\nAA\n-----END EC PRIVATE KEY-----",
+            ),
+        ]))
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("ASC_PRIVATE_KEY: the private key is a SEC1"),
+            "{}",
+            e.message
+        );
         assert!(e.hint.unwrap().contains("openssl pkcs8 -topk8"));
     }
 }

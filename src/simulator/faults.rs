@@ -45,14 +45,19 @@ pub enum Fault {
     Drop,
 }
 
+/// The rates, the seeded generator, and the scripted faults still to come.
+type FaultState = (Faults, StdRng, VecDeque<(Scope, Fault)>);
+
 pub struct FaultInjector {
-    inner: Mutex<(Faults, StdRng, VecDeque<(Scope, Fault)>)>,
+    inner: Mutex<FaultState>,
 }
 
 impl FaultInjector {
     pub fn new(f: Faults) -> Self {
         let rng = StdRng::seed_from_u64(f.seed);
-        Self { inner: Mutex::new((f, rng, VecDeque::new())) }
+        Self {
+            inner: Mutex::new((f, rng, VecDeque::new())),
+        }
     }
 
     pub fn set(&self, f: Faults) {
@@ -62,7 +67,11 @@ impl FaultInjector {
     }
 
     pub fn get(&self) -> Faults {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
     }
 
     /// Queue exact faults for the next requests of a scope.
@@ -110,13 +119,22 @@ mod tests {
 
     #[test]
     fn same_seed_same_faults() {
-        let f = Faults { seed: 42, api_5xx: 0.2, api_429: 0.2, api_drop: 0.1, ..Faults::default() };
+        let f = Faults {
+            seed: 42,
+            api_5xx: 0.2,
+            api_429: 0.2,
+            api_drop: 0.1,
+            ..Faults::default()
+        };
         let a = FaultInjector::new(f.clone());
         let b = FaultInjector::new(f);
         let run = |i: &FaultInjector| (0..200).map(|_| i.next(Scope::Api)).collect::<Vec<_>>();
         let (ra, rb) = (run(&a), run(&b));
         assert_eq!(ra, rb);
-        let errors = ra.iter().filter(|x| **x == Some(Fault::ServerError)).count();
+        let errors = ra
+            .iter()
+            .filter(|x| **x == Some(Fault::ServerError))
+            .count();
         assert!((20..=60).contains(&errors), "{errors} server errors in 200");
     }
 

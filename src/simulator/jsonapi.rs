@@ -10,7 +10,13 @@ pub fn error(status: u16, code: &str, title: &str, detail: &str) -> Response {
     error_at(status, code, title, detail, None)
 }
 
-pub fn error_at(status: u16, code: &str, title: &str, detail: &str, source: Option<Value>) -> Response {
+pub fn error_at(
+    status: u16,
+    code: &str,
+    title: &str,
+    detail: &str,
+    source: Option<Value>,
+) -> Response {
     let mut e = json!({
         "id": crate::simulator::state::uuid(),
         "status": status.to_string(),
@@ -46,7 +52,12 @@ pub fn conflict(code: &str, detail: &str, pointer: Option<&str>) -> Response {
 
 pub fn json_response(status: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [("content-type", "application/json")], serde_json::to_vec(body).unwrap_or_default()).into_response()
+    (
+        status,
+        [("content-type", "application/json")],
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
+        .into_response()
 }
 
 pub fn document(status: u16, data: Value, included: Vec<Value>, self_link: &str) -> Response {
@@ -74,18 +85,35 @@ pub fn filter(q: &Query, name: &str) -> Option<Vec<String>> {
 }
 
 /// A page of `items` per `limit` and `cursor`, with `links.next` when more remain.
-pub fn page(items: Vec<Value>, included: Vec<Value>, q: &Query, base_url: &str, path: &str) -> Response {
-    let limit: usize = param(q, "limit").and_then(|l| l.parse().ok()).unwrap_or(50).clamp(1, 200);
+pub fn page(
+    items: Vec<Value>,
+    included: Vec<Value>,
+    q: &Query,
+    base_url: &str,
+    path: &str,
+) -> Response {
+    let limit: usize = param(q, "limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(50)
+        .clamp(1, 200);
     let start: usize = param(q, "cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let total = items.len();
     let data: Vec<Value> = items.into_iter().skip(start).take(limit).collect();
     let link = |cursor: Option<usize>| {
-        let mut pairs: Vec<(String, String)> = q.iter().filter(|(k, _)| k != "cursor").cloned().collect();
+        let mut pairs: Vec<(String, String)> =
+            q.iter().filter(|(k, _)| k != "cursor").cloned().collect();
         if let Some(c) = cursor {
             pairs.push(("cursor".into(), c.to_string()));
         }
-        let qs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", crate::api::client::encode(v))).collect();
-        if qs.is_empty() { format!("{base_url}{path}") } else { format!("{base_url}{path}?{}", qs.join("&")) }
+        let qs: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", crate::api::client::encode(v)))
+            .collect();
+        if qs.is_empty() {
+            format!("{base_url}{path}")
+        } else {
+            format!("{base_url}{path}?{}", qs.join("&"))
+        }
     };
     let mut links = json!({ "self": link(None) });
     let mut paging = json!({ "total": total, "limit": limit });

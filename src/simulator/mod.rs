@@ -20,7 +20,7 @@ pub mod state;
 mod webhooks;
 
 use axum::Router;
-use faults::{Faults, FaultInjector};
+use faults::{FaultInjector, Faults};
 use serde::{Deserialize, Serialize};
 use state::State;
 use std::net::SocketAddr;
@@ -120,12 +120,16 @@ impl Sim {
     }
 
     pub fn cfg(&self) -> SimConfig {
-        self.config.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The simulator's "now" (tests move it forward to age tokens and URLs).
     pub fn now(&self) -> jiff::Timestamp {
-        jiff::Timestamp::now() + jiff::SignedDuration::from_secs(self.clock_offset.load(Ordering::SeqCst))
+        jiff::Timestamp::now()
+            + jiff::SignedDuration::from_secs(self.clock_offset.load(Ordering::SeqCst))
     }
 
     pub fn advance_clock(&self, secs: i64) {
@@ -171,7 +175,9 @@ pub async fn spawn(config: SimConfig, listen: SocketAddr) -> std::io::Result<Han
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
-    let guard = tempfile::Builder::new().prefix("flightdeck-sim-").tempdir()?;
+    let guard = tempfile::Builder::new()
+        .prefix("flightdeck-sim-")
+        .tempdir()?;
     let sim = Arc::new(Sim {
         faults: FaultInjector::new(config.faults.clone()),
         config: Mutex::new(config),
@@ -180,7 +186,10 @@ pub async fn spawn(config: SimConfig, listen: SocketAddr) -> std::io::Result<Han
         spool: guard.path().to_path_buf(),
         url_secret: crate::secret::random_hex(16).expose().to_string(),
         clock_offset: AtomicI64::new(0),
-        http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(std::io::Error::other)?,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(std::io::Error::other)?,
         _spool_guard: Some(guard),
     });
     let app = router(sim.clone());
@@ -192,7 +201,13 @@ pub async fn spawn(config: SimConfig, listen: SocketAddr) -> std::io::Result<Han
             })
             .await;
     });
-    Ok(Handle { addr, base_url, sim, shutdown: Some(tx), task: Some(task) })
+    Ok(Handle {
+        addr,
+        base_url,
+        sim,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
 }
 
 pub fn router(sim: Arc<Sim>) -> Router {

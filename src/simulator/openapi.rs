@@ -22,7 +22,16 @@ pub struct Violation {
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", if self.pointer.is_empty() { "/" } else { &self.pointer }, self.message)
+        write!(
+            f,
+            "{}: {}",
+            if self.pointer.is_empty() {
+                "/"
+            } else {
+                &self.pointer
+            },
+            self.message
+        )
     }
 }
 
@@ -33,7 +42,9 @@ pub struct Spec {
 impl Spec {
     pub fn embedded() -> &'static Spec {
         static SPEC: OnceLock<Spec> = OnceLock::new();
-        SPEC.get_or_init(|| Spec { doc: serde_json::from_str(EMBEDDED).expect("vendored spec is JSON") })
+        SPEC.get_or_init(|| Spec {
+            doc: serde_json::from_str(EMBEDDED).expect("vendored spec is JSON"),
+        })
     }
 
     pub fn version(&self) -> &str {
@@ -41,7 +52,9 @@ impl Spec {
     }
 
     fn operation(&self, method: &str, template: &str) -> Option<&Value> {
-        self.doc["paths"].get(template)?.get(method.to_ascii_lowercase())
+        self.doc["paths"]
+            .get(template)?
+            .get(method.to_ascii_lowercase())
     }
 
     /// The operations the vendored slice covers, as (method, path template).
@@ -62,8 +75,16 @@ impl Spec {
     }
 
     /// `Some(None)` means the status is declared without a body.
-    pub fn response_schema(&self, method: &str, template: &str, status: u16) -> Option<Option<&Value>> {
-        let r = self.operation(method, template)?.get("responses")?.get(status.to_string())?;
+    pub fn response_schema(
+        &self,
+        method: &str,
+        template: &str,
+        status: u16,
+    ) -> Option<Option<&Value>> {
+        let r = self
+            .operation(method, template)?
+            .get("responses")?
+            .get(status.to_string())?;
         Some(if r.is_null() { None } else { Some(r) })
     }
 
@@ -71,7 +92,12 @@ impl Spec {
     pub fn query_parameters(&self, method: &str, template: &str) -> Vec<String> {
         self.operation(method, template)
             .and_then(|o| o["parameters"].as_array())
-            .map(|ps| ps.iter().filter(|p| p["in"] == "query").filter_map(|p| p["name"].as_str().map(str::to_string)).collect())
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -83,7 +109,10 @@ impl Spec {
         let mut s = schema;
         for _ in 0..32 {
             match s.get("$ref").and_then(|r| r.as_str()) {
-                Some(r) => match r.strip_prefix("#/components/schemas/").and_then(|n| self.schema(n)) {
+                Some(r) => match r
+                    .strip_prefix("#/components/schemas/")
+                    .and_then(|n| self.schema(n))
+                {
                     Some(next) => s = next,
                     None => return s,
                 },
@@ -100,7 +129,12 @@ impl Spec {
     }
 
     fn check(&self, schema: &Value, value: &Value, at: &str, out: &mut Vec<Violation>) {
-        let push = |out: &mut Vec<Violation>, m: String| out.push(Violation { pointer: at.to_string(), message: m });
+        let push = |out: &mut Vec<Violation>, m: String| {
+            out.push(Violation {
+                pointer: at.to_string(),
+                message: m,
+            })
+        };
         if value.is_null() {
             if schema["nullable"] == true || self.resolve(schema)["nullable"] == true {
                 return;
@@ -156,20 +190,35 @@ impl Spec {
                 }
                 None => push(out, format!("expected an integer, got {}", kind(value))),
             },
-            Some("number") if !value.is_number() => push(out, format!("expected a number, got {}", kind(value))),
-            Some("boolean") if !value.is_boolean() => push(out, format!("expected a boolean, got {}", kind(value))),
+            Some("number") if !value.is_number() => {
+                push(out, format!("expected a number, got {}", kind(value)))
+            }
+            Some("boolean") if !value.is_boolean() => {
+                push(out, format!("expected a boolean, got {}", kind(value)))
+            }
             _ => {}
         }
     }
 
     fn check_object(&self, s: &Value, value: &Value, at: &str, out: &mut Vec<Violation>) {
         let Some(obj) = value.as_object() else {
-            out.push(Violation { pointer: at.into(), message: format!("expected an object, got {}", kind(value)) });
+            out.push(Violation {
+                pointer: at.into(),
+                message: format!("expected an object, got {}", kind(value)),
+            });
             return;
         };
-        for req in s["required"].as_array().into_iter().flatten().filter_map(|r| r.as_str()) {
+        for req in s["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str())
+        {
             if !obj.contains_key(req) {
-                out.push(Violation { pointer: format!("{at}/{req}"), message: "is required".into() });
+                out.push(Violation {
+                    pointer: format!("{at}/{req}"),
+                    message: "is required".into(),
+                });
             }
         }
         let props = s["properties"].as_object();
@@ -180,24 +229,48 @@ impl Spec {
                 None => match s.get("additionalProperties") {
                     Some(ap) if ap.is_object() => self.check(ap, v, &here, out),
                     Some(Value::Bool(true)) => {}
-                    _ => out.push(Violation { pointer: here, message: "is not defined by the schema".into() }),
+                    _ => out.push(Violation {
+                        pointer: here,
+                        message: "is not defined by the schema".into(),
+                    }),
                 },
             }
         }
     }
 
-    fn check_one_of(&self, s: &Value, options: &[Value], value: &Value, at: &str, out: &mut Vec<Violation>) {
-        if let (Some(prop), Some(mapping)) = (s["discriminator"]["propertyName"].as_str(), s["discriminator"]["mapping"].as_object()) {
+    fn check_one_of(
+        &self,
+        s: &Value,
+        options: &[Value],
+        value: &Value,
+        at: &str,
+        out: &mut Vec<Violation>,
+    ) {
+        if let (Some(prop), Some(mapping)) = (
+            s["discriminator"]["propertyName"].as_str(),
+            s["discriminator"]["mapping"].as_object(),
+        ) {
             let tag = value.get(prop).and_then(|t| t.as_str()).unwrap_or_default();
             match mapping.get(tag) {
                 Some(r) => self.check(&serde_json::json!({ "$ref": r }), value, at, out),
-                None => out.push(Violation { pointer: format!("{at}/{prop}"), message: format!("{tag:?} is not one of the allowed types") }),
+                None => out.push(Violation {
+                    pointer: format!("{at}/{prop}"),
+                    message: format!("{tag:?} is not one of the allowed types"),
+                }),
             }
             return;
         }
-        let matching = options.iter().filter(|o| self.validate(o, value).is_empty()).count();
+        let matching = options
+            .iter()
+            .filter(|o| self.validate(o, value).is_empty())
+            .count();
         if matching != 1 {
-            out.push(Violation { pointer: at.into(), message: format!("matches {matching} of the oneOf alternatives, expected exactly one") });
+            out.push(Violation {
+                pointer: at.into(),
+                message: format!(
+                    "matches {matching} of the oneOf alternatives, expected exactly one"
+                ),
+            });
         }
     }
 }
@@ -221,25 +294,44 @@ mod tests {
     #[test]
     fn catches_misspelt_and_missing_attributes() {
         let spec = Spec::embedded();
-        let schema = spec.request_schema("PATCH", "/v1/buildUploadFiles/{id}").unwrap();
+        let schema = spec
+            .request_schema("PATCH", "/v1/buildUploadFiles/{id}")
+            .unwrap();
         let good = json!({"data": {"type": "buildUploadFiles", "id": "f", "attributes": {"uploaded": true,
             "sourceFileChecksums": {"file": {"hash": "ab", "algorithm": "SHA_256"}}}}});
         assert_eq!(spec.validate(schema, &good), vec![]);
         let bad = json!({"data": {"type": "buildUploadFiles", "id": "f", "attributes": {"uploaded": true, "sourceFileChecksum": "ab"}}});
         let v = spec.validate(schema, &bad);
-        assert_eq!(v[0].to_string(), "/data/attributes/sourceFileChecksum: is not defined by the schema");
+        assert_eq!(
+            v[0].to_string(),
+            "/data/attributes/sourceFileChecksum: is not defined by the schema"
+        );
         let bad = json!({"data": {"type": "buildUploadFiles", "attributes": {"uploaded": "yes",
             "sourceFileChecksums": {"file": {"hash": "ab", "algorithm": "SHA256"}}}}});
-        let v: Vec<String> = spec.validate(schema, &bad).iter().map(|v| v.to_string()).collect();
+        let v: Vec<String> = spec
+            .validate(schema, &bad)
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
         assert!(v.contains(&"/data/id: is required".to_string()), "{v:?}");
-        assert!(v.contains(&"/data/attributes/uploaded: expected a boolean, got a string".to_string()), "{v:?}");
-        assert!(v.iter().any(|m| m.starts_with("/data/attributes/sourceFileChecksums/file/algorithm: \"SHA256\" is not one of")), "{v:?}");
+        assert!(
+            v.contains(&"/data/attributes/uploaded: expected a boolean, got a string".to_string()),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|m| m.starts_with(
+                "/data/attributes/sourceFileChecksums/file/algorithm: \"SHA256\" is not one of"
+            )),
+            "{v:?}"
+        );
     }
 
     #[test]
     fn nullable_and_one_of() {
         let spec = Spec::embedded();
-        let schema = spec.request_schema("PATCH", "/v1/buildUploadFiles/{id}").unwrap();
+        let schema = spec
+            .request_schema("PATCH", "/v1/buildUploadFiles/{id}")
+            .unwrap();
         let nulls = json!({"data": {"type": "buildUploadFiles", "id": "f", "attributes": {"uploaded": null, "sourceFileChecksums": null}}});
         assert_eq!(spec.validate(schema, &nulls), vec![]);
         let err = spec.schema("ErrorResponse").unwrap();

@@ -11,11 +11,20 @@ pub fn uuid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 pub fn ts(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string().replace("+00:00", "Z")
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
+        .replace("+00:00", "Z")
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +77,11 @@ pub struct FileRec {
 
 impl FileRec {
     pub fn missing_parts(&self) -> Vec<u64> {
-        self.parts.iter().filter(|p| p.etag.is_none()).map(|p| p.number).collect()
+        self.parts
+            .iter()
+            .filter(|p| p.etag.is_none())
+            .map(|p| p.number)
+            .collect()
     }
 }
 
@@ -210,9 +223,24 @@ impl State {
     }
 
     pub fn add_app(&mut self, id: &str, bundle_id: &str, name: &str) {
-        self.apps.push(App { id: id.into(), bundle_id: bundle_id.into(), name: name.into(), sku: format!("SKU-{id}") });
-        for (name, internal, all) in [("App Store Connect Users", true, true), ("QA", true, false), ("Beta", false, false)] {
-            self.groups.push(Group { id: uuid(), app_id: id.into(), name: name.into(), internal, all_builds: all });
+        self.apps.push(App {
+            id: id.into(),
+            bundle_id: bundle_id.into(),
+            name: name.into(),
+            sku: format!("SKU-{id}"),
+        });
+        for (name, internal, all) in [
+            ("App Store Connect Users", true, true),
+            ("QA", true, false),
+            ("Beta", false, false),
+        ] {
+            self.groups.push(Group {
+                id: uuid(),
+                app_id: id.into(),
+                name: name.into(),
+                internal,
+                all_builds: all,
+            });
         }
     }
 
@@ -230,7 +258,9 @@ impl State {
 
     pub fn render_upload(&self, u: &Upload, base: &str) -> Value {
         let details = |v: &Vec<(String, String)>| -> Value {
-            v.iter().map(|(c, d)| json!({"code": c, "description": d})).collect()
+            v.iter()
+                .map(|(c, d)| json!({"code": c, "description": d}))
+                .collect()
         };
         let mut attrs = json!({
             "cfBundleShortVersionString": u.version, "cfBundleVersion": u.build_number,
@@ -345,7 +375,8 @@ impl State {
             attrs["sentDate"] = json!(ts(s));
         }
         if let Some(s) = d.status {
-            attrs["response"] = json!({"httpStatusCode": s, "body": d.response_body.clone().unwrap_or_default()});
+            attrs["response"] =
+                json!({"httpStatusCode": s, "body": d.response_body.clone().unwrap_or_default()});
         }
         if let Some(e) = &d.error {
             attrs["errorMessage"] = json!(e);
@@ -364,7 +395,11 @@ impl State {
     }
 
     pub fn render_feedback(&self, f: &Feedback, base: &str, now: jiff::Timestamp) -> Value {
-        let kind = if f.crash { "betaFeedbackCrashSubmissions" } else { "betaFeedbackScreenshotSubmissions" };
+        let kind = if f.crash {
+            "betaFeedbackCrashSubmissions"
+        } else {
+            "betaFeedbackScreenshotSubmissions"
+        };
         let mut attrs = json!({
             "createdDate": ts(f.created), "comment": f.comment, "email": "tester@example.com",
             "deviceModel": "iPhone16,1", "osVersion": "18.1", "locale": "en-US", "timeZone": "Europe/Berlin",
@@ -389,12 +424,16 @@ impl State {
 
 /// A presigned-style URL: the signature covers file, part and expiry.
 pub fn part_url(base: &str, file_id: &str, part: u64, expires: i64, secret: &str) -> String {
-    format!("{base}/_upload/{file_id}/{part}?expires={expires}&sig={}", part_signature(file_id, part, expires, secret))
+    format!(
+        "{base}/_upload/{file_id}/{part}?expires={expires}&sig={}",
+        part_signature(file_id, part, expires, secret)
+    )
 }
 
 pub fn part_signature(file_id: &str, part: u64, expires: i64, secret: &str) -> String {
     use hmac::{KeyInit, Mac};
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(format!("{file_id}/{part}/{expires}").as_bytes());
     hex::encode(mac.finalize().into_bytes())[..32].to_string()
 }

@@ -153,7 +153,10 @@ impl<'de> Deserialize<'de> for WhatsNew {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<WhatsNew, E> {
                 Ok(WhatsNew::Single(v.to_string()))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<WhatsNew, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<WhatsNew, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some(k) = m.next_key::<String>()? {
                     out.insert(k, m.next_value::<Text>()?);
@@ -209,7 +212,11 @@ fn yaml_error(e: &serde_saphyr::Error, file: &str) -> Error {
     let msg = strip_position_suffix(&msg);
     let mut err = Error::input(format!("invalid pipeline: {msg}"));
     if let Some(loc) = e.location() {
-        err = err.at(Location { file: file.to_string(), line: loc.line() as u32, column: loc.column() as u32 });
+        err = err.at(Location {
+            file: file.to_string(),
+            line: loc.line() as u32,
+            column: loc.column() as u32,
+        });
     }
     if let Some(hint) = did_you_mean(&msg) {
         err = err.with_hint(hint);
@@ -237,13 +244,21 @@ pub fn did_you_mean(msg: &str) -> Option<String> {
         return None;
     }
     let list = msg.split_once("expected one of ")?.1;
-    let expected: Vec<&str> = list.split(',').map(|k| k.trim().trim_matches('`')).filter(|k| !k.is_empty()).collect();
+    let expected: Vec<&str> = list
+        .split(',')
+        .map(|k| k.trim().trim_matches('`'))
+        .filter(|k| !k.is_empty())
+        .collect();
     let best = expected
         .iter()
         .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
         .min()
         .filter(|(d, k)| *d <= 3.max(k.len() / 3))?;
-    Some(format!("did you mean `{}`? valid keys here: {}", best.1, expected.join(", ")))
+    Some(format!(
+        "did you mean `{}`? valid keys here: {}",
+        best.1,
+        expected.join(", ")
+    ))
 }
 
 #[cfg(test)]

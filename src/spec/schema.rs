@@ -6,7 +6,10 @@ pub fn generate() -> String {
     let schema = schemars::schema_for!(super::Pipeline);
     let mut v = serde_json::to_value(&schema).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
-        o.insert("$id".into(), "https://flightdeck.dev/schema/flightdeck.schema.json".into());
+        o.insert(
+            "$id".into(),
+            "https://flightdeck.dev/schema/flightdeck.schema.json".into(),
+        );
         o.insert("title".into(), "flightdeck pipeline".into());
     }
     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"

@@ -36,13 +36,32 @@ fn problems(yaml: &str) -> String {
 fn the_contract_example_plans() {
     let p = parse(GOOD, "flightdeck.yml").unwrap();
     let plan = plan::from_pipeline(&p, &env(), "flightdeck.yml", None).unwrap();
-    let Step::Upload(u) = &plan.steps[0] else { panic!() };
-    assert_eq!(u.version.as_deref(), Some("1.10"), "versions keep their text");
+    let Step::Upload(u) = &plan.steps[0] else {
+        panic!()
+    };
+    assert_eq!(
+        u.version.as_deref(),
+        Some("1.10"),
+        "versions keep their text"
+    );
     assert_eq!(u.build_number.as_deref(), Some("045"));
-    let Step::Wait(w) = &plan.steps[1] else { panic!() };
+    let Step::Wait(w) = &plan.steps[1] else {
+        panic!()
+    };
     assert_eq!(w.timeout.as_secs(), 2700);
-    assert_eq!(w.webhook.as_ref().unwrap().secret.as_ref().unwrap().expose(), "whsec");
-    let Step::Testflight(t) = &plan.steps[2] else { panic!() };
+    assert_eq!(
+        w.webhook
+            .as_ref()
+            .unwrap()
+            .secret
+            .as_ref()
+            .unwrap()
+            .expose(),
+        "whsec"
+    );
+    let Step::Testflight(t) = &plan.steps[2] else {
+        panic!()
+    };
     assert_eq!(t.groups, ["QA", "Beta"]);
     assert_eq!(t.whats_new["en-US"], "Fixes from abc123");
     assert!(t.submit_for_review);

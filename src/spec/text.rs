@@ -4,8 +4,8 @@
 use crate::config::env::Env;
 use crate::error::{Error, Location};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use serde_saphyr::Spanned;
 use std::borrow::Cow;
 use std::fmt;
@@ -54,7 +54,11 @@ impl Text {
 
     pub fn location(&self, file: &str) -> Location {
         let l = self.0.referenced;
-        Location { file: file.to_string(), line: l.line() as u32, column: l.column() as u32 }
+        Location {
+            file: file.to_string(),
+            line: l.line() as u32,
+            column: l.column() as u32,
+        }
     }
 
     /// The value with `${VAR}` (and `${VAR:-default}`) replaced; `$${` is a literal `${`.
@@ -85,7 +89,9 @@ pub fn interpolate(input: &str, env: &Env) -> Result<String, String> {
             out.push_str("${");
             rest = stripped;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| format!("unclosed ${{ in {input:?}"))?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {input:?}"))?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -98,8 +104,14 @@ pub fn interpolate(input: &str, env: &Env) -> Result<String, String> {
                 (Some(v), _) => out.push_str(v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
-                    let why = if env.raw(name).is_some() { "is set but empty" } else { "is not set" };
-                    return Err(format!("environment variable {name} {why} (write ${{{name}:-default}} to allow that)"));
+                    let why = if env.raw(name).is_some() {
+                        "is set but empty"
+                    } else {
+                        "is not set"
+                    };
+                    return Err(format!(
+                        "environment variable {name} {why} (write ${{{name}:-default}} to allow that)"
+                    ));
                 }
             }
             rest = &body[end + 1..];
@@ -119,12 +131,30 @@ mod tests {
     #[test]
     fn interpolation_rules() {
         let env = Env::from_pairs([("SHA", "abc123"), ("EMPTY", "")]);
-        assert_eq!(interpolate("Fixes from ${SHA}", &env).unwrap(), "Fixes from abc123");
-        assert_eq!(interpolate("${MISSING:-none} $$HOME $${SHA}", &env).unwrap(), "none $$HOME ${SHA}");
+        assert_eq!(
+            interpolate("Fixes from ${SHA}", &env).unwrap(),
+            "Fixes from abc123"
+        );
+        assert_eq!(
+            interpolate("${MISSING:-none} $$HOME $${SHA}", &env).unwrap(),
+            "none $$HOME ${SHA}"
+        );
         assert_eq!(interpolate("cost: $5", &env).unwrap(), "cost: $5");
-        assert!(interpolate("${MISSING}", &env).unwrap_err().contains("MISSING is not set"));
-        assert!(interpolate("${EMPTY}", &env).unwrap_err().contains("EMPTY is set but empty"));
+        assert!(
+            interpolate("${MISSING}", &env)
+                .unwrap_err()
+                .contains("MISSING is not set")
+        );
+        assert!(
+            interpolate("${EMPTY}", &env)
+                .unwrap_err()
+                .contains("EMPTY is set but empty")
+        );
         assert!(interpolate("${SHA", &env).unwrap_err().contains("unclosed"));
-        assert!(interpolate("${A B}", &env).unwrap_err().contains("invalid variable name"));
+        assert!(
+            interpolate("${A B}", &env)
+                .unwrap_err()
+                .contains("invalid variable name")
+        );
     }
 }

@@ -8,7 +8,11 @@ use crate::error::Error;
 
 /// Compare dotted build numbers numerically ("10" > "9", "1.2.10" > "1.2.9").
 pub fn compare(a: &str, b: &str) -> std::cmp::Ordering {
-    let parse = |s: &str| s.split('.').map(|p| p.trim().parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    let parse = |s: &str| {
+        s.split('.')
+            .map(|p| p.trim().parse::<u64>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    };
     parse(a).cmp(&parse(b))
 }
 
@@ -23,7 +27,12 @@ pub fn increment(n: &str) -> String {
 
 /// The highest build number App Store Connect knows for the app (builds and
 /// build uploads), optionally for one version.
-pub async fn highest(api: &Client, app_id: &str, version: Option<&str>, platform: &Platform) -> Result<Option<String>, Error> {
+pub async fn highest(
+    api: &Client,
+    app_id: &str,
+    version: Option<&str>,
+    platform: &Platform,
+) -> Result<Option<String>, Error> {
     let mut numbers: Vec<String> = r::list_builds(api, app_id, version, platform)
         .await?
         .into_iter()
@@ -41,8 +50,16 @@ pub async fn highest(api: &Client, app_id: &str, version: Option<&str>, platform
     Ok(numbers.into_iter().max_by(|a, b| compare(a, b)))
 }
 
-pub async fn next(api: &Client, app_id: &str, version: Option<&str>, platform: &Platform) -> Result<String, Error> {
-    Ok(highest(api, app_id, version, platform).await?.map(|h| increment(&h)).unwrap_or_else(|| "1".into()))
+pub async fn next(
+    api: &Client,
+    app_id: &str,
+    version: Option<&str>,
+    platform: &Platform,
+) -> Result<String, Error> {
+    Ok(highest(api, app_id, version, platform)
+        .await?
+        .map(|h| increment(&h))
+        .unwrap_or_else(|| "1".into()))
 }
 
 /// What the guard found for this exact version and build number.
@@ -54,16 +71,33 @@ pub enum Existing {
     Resumable(BuildUpload),
 }
 
-pub async fn existing(api: &Client, app_id: &str, version: &str, build: &str, platform: &Platform) -> Result<Existing, Error> {
+pub async fn existing(
+    api: &Client,
+    app_id: &str,
+    version: &str,
+    build: &str,
+    platform: &Platform,
+) -> Result<Existing, Error> {
     let ups = r::list_build_uploads(api, app_id, version, Some(build), platform).await?;
     let same: Vec<BuildUpload> = ups
         .into_iter()
-        .filter(|u| u.attrs().cf_bundle_version.as_deref() == Some(build) && u.attrs().cf_bundle_short_version_string.as_deref() == Some(version))
+        .filter(|u| {
+            u.attrs().cf_bundle_version.as_deref() == Some(build)
+                && u.attrs().cf_bundle_short_version_string.as_deref() == Some(version)
+        })
         .collect();
-    if let Some(t) = same.iter().find(|u| matches!(u.state(), Some(BuildUploadState::Complete | BuildUploadState::Processing))) {
+    if let Some(t) = same.iter().find(|u| {
+        matches!(
+            u.state(),
+            Some(BuildUploadState::Complete | BuildUploadState::Processing)
+        )
+    }) {
         return Ok(Existing::Taken(t.clone()));
     }
-    if let Some(a) = same.iter().find(|u| u.state() == Some(BuildUploadState::AwaitingUpload)) {
+    if let Some(a) = same
+        .iter()
+        .find(|u| u.state() == Some(BuildUploadState::AwaitingUpload))
+    {
         return Ok(Existing::Resumable(a.clone()));
     }
     Ok(Existing::None)

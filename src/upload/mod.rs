@@ -69,9 +69,24 @@ pub fn reconcile(plan: &UploadPlan, a: &Artifact) -> Result<(), Error> {
             problems.push(e);
         }
     };
-    check("version", plan.version.as_deref(), &a.version, "CFBundleShortVersionString");
-    check("build number", plan.build_number.as_deref(), &a.build_number, "CFBundleVersion");
-    check("platform", plan.platform.as_ref().map(|p| p.as_str()), a.platform.as_str(), "the platform");
+    check(
+        "version",
+        plan.version.as_deref(),
+        &a.version,
+        "CFBundleShortVersionString",
+    );
+    check(
+        "build number",
+        plan.build_number.as_deref(),
+        &a.build_number,
+        "CFBundleVersion",
+    );
+    check(
+        "platform",
+        plan.platform.as_ref().map(|p| p.as_str()),
+        a.platform.as_str(),
+        "the platform",
+    );
     if let Some(AppRef::BundleId(b)) = &plan.app {
         check("bundle id", Some(b), &a.bundle_id, "CFBundleIdentifier");
     }
@@ -79,13 +94,22 @@ pub fn reconcile(plan: &UploadPlan, a: &Artifact) -> Result<(), Error> {
 }
 
 /// The app's id, checking its bundle id matches the artifact.
-pub async fn resolve_app(ctx: &Ctx, app: Option<&AppRef>, bundle_id: &str) -> Result<String, Error> {
+pub async fn resolve_app(
+    ctx: &Ctx,
+    app: Option<&AppRef>,
+    bundle_id: &str,
+) -> Result<String, Error> {
     if let Some(AppRef::Id(id)) = app {
-        let found = r::get_app(&ctx.api, id).await.map_err(|e| Error::from(e).context(format!("looking up app {id}")))?;
+        let found = r::get_app(&ctx.api, id)
+            .await
+            .map_err(|e| Error::from(e).context(format!("looking up app {id}")))?;
         if let Some(b) = found.attrs().bundle_id
             && b != bundle_id
         {
-            return Err(Error::input(format!("app {id} has bundle id {b}, but the artifact is {bundle_id}")).with_hint("pass the app id of the artifact's app, or --bundle-id"));
+            return Err(Error::input(format!(
+                "app {id} has bundle id {b}, but the artifact is {bundle_id}"
+            ))
+            .with_hint("pass the app id of the artifact's app, or --bundle-id"));
         }
         return Ok(id.clone());
     }
@@ -99,7 +123,15 @@ pub async fn resolve_app(ctx: &Ctx, app: Option<&AppRef>, bundle_id: &str) -> Re
 pub async fn run(ctx: &Ctx, plan: &UploadPlan) -> Result<Uploaded, Error> {
     let a = artifact::inspect(&plan.file)?;
     reconcile(plan, &a)?;
-    tracing::info!("{}: {} {} ({}) for {}, {} bytes", a.file_name, a.version, a.build_number, a.platform, a.bundle_id, a.size);
+    tracing::info!(
+        "{}: {} {} ({}) for {}, {} bytes",
+        a.file_name,
+        a.version,
+        a.build_number,
+        a.platform,
+        a.bundle_id,
+        a.size
+    );
     let app_id = resolve_app(ctx, plan.app.as_ref(), &a.bundle_id).await?;
     let start = Instant::now();
     let done = |id: &str, bytes: u64, skipped: bool, resumed: bool| Uploaded {
@@ -114,25 +146,39 @@ pub async fn run(ctx: &Ctx, plan: &UploadPlan) -> Result<Uploaded, Error> {
         resumed,
         artifact: a.clone(),
     };
-    let (upload, resumed) = match guard::existing(&ctx.api, &app_id, &a.version, &a.build_number, &a.platform).await? {
-        guard::Existing::Taken(u) if plan.skip_if_exists => {
-            ctx.ci.notice(format!("build {} of {} ({}) is already uploaded (build upload {}); skipping", a.build_number, a.version, a.platform, u.id));
-            return Ok(done(&u.id, 0, true, false));
-        }
-        guard::Existing::Taken(u) => return Err(already_uploaded(ctx, &app_id, &a, Some(&u)).await),
-        guard::Existing::Resumable(u) => {
-            tracing::info!("resuming build upload {} left AWAITING_UPLOAD by an earlier run", u.id);
-            (u, true)
-        }
-        guard::Existing::None => (create_upload(ctx, &app_id, &a).await?, false),
-    };
+    let (upload, resumed) =
+        match guard::existing(&ctx.api, &app_id, &a.version, &a.build_number, &a.platform).await? {
+            guard::Existing::Taken(u) if plan.skip_if_exists => {
+                ctx.ci.notice(format!(
+                    "build {} of {} ({}) is already uploaded (build upload {}); skipping",
+                    a.build_number, a.version, a.platform, u.id
+                ));
+                return Ok(done(&u.id, 0, true, false));
+            }
+            guard::Existing::Taken(u) => {
+                return Err(already_uploaded(ctx, &app_id, &a, Some(&u)).await);
+            }
+            guard::Existing::Resumable(u) => {
+                tracing::info!(
+                    "resuming build upload {} left AWAITING_UPLOAD by an earlier run",
+                    u.id
+                );
+                (u, true)
+            }
+            guard::Existing::None => (create_upload(ctx, &app_id, &a).await?, false),
+        };
     let file = reserve_or_resume(ctx, &upload, &a, resumed).await?;
     let state = file.attrs().asset_delivery_state.and_then(|s| s.state);
-    let bytes = if matches!(state, Some(AssetDeliveryState::UploadComplete | AssetDeliveryState::Complete)) {
+    let bytes = if matches!(
+        state,
+        Some(AssetDeliveryState::UploadComplete | AssetDeliveryState::Complete)
+    ) {
         tracing::info!("the file was already committed by an earlier run");
         0
     } else {
-        send_and_commit(ctx, plan, &a, &file).await.map_err(|e| resumable(e, &upload.id))?
+        send_and_commit(ctx, plan, &a, &file)
+            .await
+            .map_err(|e| resumable(e, &upload.id))?
     };
     let result = done(&upload.id, bytes, false, resumed);
     warn_from_state(ctx, &upload.id).await;
@@ -140,7 +186,11 @@ pub async fn run(ctx: &Ctx, plan: &UploadPlan) -> Result<Uploaded, Error> {
 }
 
 fn resumable(e: Error, upload_id: &str) -> Error {
-    if matches!(e.kind, crate::error::ExitKind::Transient | crate::error::ExitKind::Cancelled) && e.hint.is_none() {
+    if matches!(
+        e.kind,
+        crate::error::ExitKind::Transient | crate::error::ExitKind::Cancelled
+    ) && e.hint.is_none()
+    {
         e.with_hint(format!("build upload {upload_id} stays AWAITING_UPLOAD; run the same command again to resume it"))
     } else {
         e
@@ -148,8 +198,18 @@ fn resumable(e: Error, upload_id: &str) -> Error {
 }
 
 async fn already_uploaded(ctx: &Ctx, app_id: &str, a: &Artifact, u: Option<&BuildUpload>) -> Error {
-    let next = guard::next(&ctx.api, app_id, Some(&a.version), &a.platform).await.unwrap_or_else(|_| guard::increment(&a.build_number));
-    let which = u.map(|u| format!(" (build upload {}, {})", u.id, u.state().map(|s| s.to_string()).unwrap_or_default())).unwrap_or_default();
+    let next = guard::next(&ctx.api, app_id, Some(&a.version), &a.platform)
+        .await
+        .unwrap_or_else(|_| guard::increment(&a.build_number));
+    let which = u
+        .map(|u| {
+            format!(
+                " (build upload {}, {})",
+                u.id,
+                u.state().map(|s| s.to_string()).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
     Error::rejected(format!("build {} of version {} ({}) was already uploaded{which}", a.build_number, a.version, a.platform))
         .with_hint(format!("the next free build number is {next}: set CFBundleVersion to {next} (or `flightdeck next-build-number`), or pass --skip-if-exists to treat this as done"))
 }
@@ -159,18 +219,29 @@ async fn create_upload(ctx: &Ctx, app_id: &str, a: &Artifact) -> Result<BuildUpl
     let attempts = ctx.api.retry_policy().max_retries + 1;
     let mut last = None;
     for _ in 0..attempts {
-        match r::create_build_upload(&ctx.api, app_id, &a.version, &a.build_number, &a.platform).await {
+        match r::create_build_upload(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
+            .await
+        {
             Ok(u) => return Ok(u),
-            Err(e) if e.kind == ApiErrorKind::Conflict && e.has_code("ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE") => {
+            Err(e)
+                if e.kind == ApiErrorKind::Conflict
+                    && e.has_code("ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE") =>
+            {
                 // Our own lost create, or a genuine duplicate?
-                if let guard::Existing::Resumable(u) = guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform).await? {
+                if let guard::Existing::Resumable(u) =
+                    guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
+                        .await?
+                {
                     return Ok(u);
                 }
                 return Err(already_uploaded(ctx, app_id, a, None).await);
             }
             Err(e) if e.is_transient() => {
                 tracing::warn!("creating the build upload: {e}; checking whether it was created");
-                if let guard::Existing::Resumable(u) = guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform).await? {
+                if let guard::Existing::Resumable(u) =
+                    guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
+                        .await?
+                {
                     return Ok(u);
                 }
                 last = Some(e);
@@ -179,17 +250,29 @@ async fn create_upload(ctx: &Ctx, app_id: &str, a: &Artifact) -> Result<BuildUpl
             Err(e) => return Err(e.into()),
         }
     }
-    Err(last.map(Error::from).unwrap_or_else(|| Error::transient("could not create the build upload")))
+    Err(last
+        .map(Error::from)
+        .unwrap_or_else(|| Error::transient("could not create the build upload")))
 }
 
 /// The ASSET file of the upload: an earlier run's reservation, or a new one.
-async fn reserve_or_resume(ctx: &Ctx, upload: &BuildUpload, a: &Artifact, resumed: bool) -> Result<BuildUploadFile, Error> {
+async fn reserve_or_resume(
+    ctx: &Ctx,
+    upload: &BuildUpload,
+    a: &Artifact,
+    resumed: bool,
+) -> Result<BuildUploadFile, Error> {
     let mine = |f: &BuildUploadFile| {
         let at = f.attrs();
-        at.asset_type.as_deref() == Some("ASSET") && at.file_name.as_deref() == Some(a.file_name.as_str()) && at.file_size == Some(a.size)
+        at.asset_type.as_deref() == Some("ASSET")
+            && at.file_name.as_deref() == Some(a.file_name.as_str())
+            && at.file_size == Some(a.size)
     };
     if resumed
-        && let Some(f) = r::list_build_upload_files(&ctx.api, &upload.id).await?.into_iter().find(|f| mine(f))
+        && let Some(f) = r::list_build_upload_files(&ctx.api, &upload.id)
+            .await?
+            .into_iter()
+            .find(|f| mine(f))
     {
         return Ok(r::get_file(&ctx.api, &f.id).await?);
     }
@@ -200,7 +283,11 @@ async fn reserve_or_resume(ctx: &Ctx, upload: &BuildUpload, a: &Artifact, resume
             Ok(f) => return Ok(f),
             Err(e) if e.is_transient() => {
                 tracing::warn!("reserving the file: {e}; checking whether it was reserved");
-                if let Some(f) = r::list_build_upload_files(&ctx.api, &upload.id).await?.into_iter().find(|f| mine(f)) {
+                if let Some(f) = r::list_build_upload_files(&ctx.api, &upload.id)
+                    .await?
+                    .into_iter()
+                    .find(|f| mine(f))
+                {
                     return Ok(f);
                 }
                 last = Some(e);
@@ -208,17 +295,37 @@ async fn reserve_or_resume(ctx: &Ctx, upload: &BuildUpload, a: &Artifact, resume
             Err(e) => return Err(e.into()),
         }
     }
-    Err(last.map(Error::from).unwrap_or_else(|| Error::transient("could not reserve the file")))
+    Err(last
+        .map(Error::from)
+        .unwrap_or_else(|| Error::transient("could not reserve the file")))
 }
 
-async fn send_and_commit(ctx: &Ctx, plan: &UploadPlan, a: &Artifact, file: &BuildUploadFile) -> Result<u64, Error> {
+async fn send_and_commit(
+    ctx: &Ctx,
+    plan: &UploadPlan,
+    a: &Artifact,
+    file: &BuildUploadFile,
+) -> Result<u64, Error> {
     let ops = file.attrs().upload_operations.unwrap_or_default();
     if ops.is_empty() {
-        return Err(Error::transient(format!("App Store Connect returned no upload operations for file {}", file.id)));
+        return Err(Error::transient(format!(
+            "App Store Connect returned no upload operations for file {}",
+            file.id
+        )));
     }
-    let parts: Vec<Part> = ops.iter().enumerate().map(|(i, op)| Part::from_operation(op, i)).collect::<Result<_, _>>()?;
+    let parts: Vec<Part> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| Part::from_operation(op, i))
+        .collect::<Result<_, _>>()?;
     let pending: u64 = parts.iter().filter(|p| !p.done).map(|p| p.length).sum();
-    tracing::info!("sending {} of {} parts ({} bytes), {} at once", parts.iter().filter(|p| !p.done).count(), parts.len(), pending, plan.concurrency);
+    tracing::info!(
+        "sending {} of {} parts ({} bytes), {} at once",
+        parts.iter().filter(|p| !p.done).count(),
+        parts.len(),
+        pending,
+        plan.concurrency
+    );
     let api = ctx.api.clone();
     let file_id = file.id.clone();
     let renew: parts::Renew = Arc::new(move || {
@@ -235,7 +342,10 @@ async fn send_and_commit(ctx: &Ctx, plan: &UploadPlan, a: &Artifact, file: &Buil
         })
     });
     let progress = Arc::new(Progress::default());
-    let ticker = progress::spawn(progress.clone(), ctx.ci.platform() == crate::ci::Platform::Local);
+    let ticker = progress::spawn(
+        progress.clone(),
+        ctx.ci.platform() == crate::ci::Platform::Local,
+    );
     let sender = Sender {
         http: ctx.api.transfer().clone(),
         file: a.path.clone(),
@@ -266,12 +376,23 @@ async fn commit(ctx: &Ctx, file_id: &str, hash: &str, alg: &str) -> Result<(), E
             let f = r::get_file(&ctx.api, file_id).await?;
             match f.attrs().asset_delivery_state.and_then(|s| s.state) {
                 Some(AssetDeliveryState::UploadComplete | AssetDeliveryState::Complete) => Ok(()),
-                _ => Ok(r::commit_file(&ctx.api, file_id, hash, alg).await.map(|_| ())?),
+                _ => Ok(r::commit_file(&ctx.api, file_id, hash, alg)
+                    .await
+                    .map(|_| ())?),
             }
         }
         Err(e) => {
-            let details: Vec<Detail> = e.errors.iter().map(|x| Detail { code: x.code.clone(), message: x.detail.clone() }).collect();
-            Err(Error::from(e).context("committing the uploaded file").with_details(details))
+            let details: Vec<Detail> = e
+                .errors
+                .iter()
+                .map(|x| Detail {
+                    code: x.code.clone(),
+                    message: x.detail.clone(),
+                })
+                .collect();
+            Err(Error::from(e)
+                .context("committing the uploaded file")
+                .with_details(details))
         }
     }
 }
@@ -280,7 +401,11 @@ async fn commit(ctx: &Ctx, file_id: &str, hash: &str, alg: &str) -> Result<(), E
 async fn warn_from_state(ctx: &Ctx, upload_id: &str) {
     if let Ok((u, _)) = r::get_build_upload(&ctx.api, upload_id).await {
         for w in u.attrs().state.and_then(|s| s.warnings).unwrap_or_default() {
-            ctx.ci.warning(format!("App Store Connect: {}: {}", w.code.unwrap_or_default(), w.description.unwrap_or_default()));
+            ctx.ci.warning(format!(
+                "App Store Connect: {}: {}",
+                w.code.unwrap_or_default(),
+                w.description.unwrap_or_default()
+            ));
         }
     }
 }

@@ -39,11 +39,19 @@ pub struct Part {
 
 impl Part {
     pub fn from_operation(op: &UploadOperation, index: usize) -> Result<Self, Error> {
-        let bad = |what: &str| Error::transient(format!("App Store Connect returned an upload operation without {what} (part {})", index + 1));
+        let bad = |what: &str| {
+            Error::transient(format!(
+                "App Store Connect returned an upload operation without {what} (part {})",
+                index + 1
+            ))
+        };
         Ok(Self {
             number: op.part_number.unwrap_or(index as u64 + 1),
             offset: op.offset.ok_or_else(|| bad("an offset"))?,
-            length: op.length.filter(|l| *l > 0).ok_or_else(|| bad("a length"))?,
+            length: op
+                .length
+                .filter(|l| *l > 0)
+                .ok_or_else(|| bad("a length"))?,
             method: op.method.clone().unwrap_or_else(|| "PUT".into()),
             url: op.url.clone().ok_or_else(|| bad("a URL"))?,
             headers: op
@@ -79,7 +87,11 @@ pub struct Digests {
 }
 
 /// Renews part URLs (by re-reading the reservation); part number -> fresh part.
-pub type Renew = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, Result<HashMap<u64, Part>, Error>> + Send + Sync>;
+pub type Renew = Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, Result<HashMap<u64, Part>, Error>>
+        + Send
+        + Sync,
+>;
 
 /// Progress counters shared with the progress reporter.
 #[derive(Debug, Default)]
@@ -106,7 +118,9 @@ impl Sender {
         let concurrency = self.concurrency.max(1);
         let capacity = (WINDOW / CHUNK / concurrency).max(2);
         let todo: Vec<Part> = parts.iter().filter(|p| !p.done).cloned().collect();
-        self.progress.total.store(todo.iter().map(|p| p.length).sum(), Ordering::SeqCst);
+        self.progress
+            .total
+            .store(todo.iter().map(|p| p.length).sum(), Ordering::SeqCst);
 
         let mut feeds: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
         let mut bodies: HashMap<u64, mpsc::Receiver<Bytes>> = HashMap::new();
@@ -119,14 +133,25 @@ impl Sender {
         }
         let reader = {
             let (file, want_md5) = (self.file.clone(), self.want_md5);
-            let layout: Vec<(u64, u64, u64)> = parts.iter().map(|p| (p.number, p.offset, p.length)).collect();
-            tokio::task::spawn_blocking(move || read_once(&file, &layout, feeds, want_md5, single_pass))
+            let layout: Vec<(u64, u64, u64)> = parts
+                .iter()
+                .map(|p| (p.number, p.offset, p.length))
+                .collect();
+            tokio::task::spawn_blocking(move || {
+                read_once(&file, &layout, feeds, want_md5, single_pass)
+            })
         };
         let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
-        let renewed = Arc::new(tokio::sync::Mutex::new(None::<(tokio::time::Instant, HashMap<u64, Part>)>));
+        let renewed = Arc::new(tokio::sync::Mutex::new(
+            None::<(tokio::time::Instant, HashMap<u64, Part>)>,
+        ));
         let mut tasks = tokio::task::JoinSet::new();
         for p in todo {
-            let permit = permits.clone().acquire_owned().await.map_err(|_| Error::cancelled())?;
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::cancelled())?;
             let job = PartJob {
                 http: self.http.clone(),
                 file: self.file.clone(),
@@ -150,7 +175,10 @@ impl Sender {
             }
         }
         while let Some(done) = tasks.join_next().await {
-            if let Err(e) = done.map_err(|e| Error::transient(format!("part task failed: {e}"))).and_then(|r| r) {
+            if let Err(e) = done
+                .map_err(|e| Error::transient(format!("part task failed: {e}")))
+                .and_then(|r| r)
+            {
                 tasks.abort_all();
                 return Err(e);
             }
@@ -163,7 +191,13 @@ impl Sender {
 }
 
 /// Read the file once, in order: hash every byte, feed each pending part.
-fn read_once(file: &Path, layout: &[(u64, u64, u64)], mut feeds: HashMap<u64, mpsc::Sender<Bytes>>, want_md5: bool, single_pass: bool) -> std::io::Result<Digests> {
+fn read_once(
+    file: &Path,
+    layout: &[(u64, u64, u64)],
+    mut feeds: HashMap<u64, mpsc::Sender<Bytes>>,
+    want_md5: bool,
+    single_pass: bool,
+) -> std::io::Result<Digests> {
     use md5::Digest as _;
     use std::io::Read;
     let mut f = std::fs::File::open(file)?;
@@ -203,14 +237,20 @@ fn read_once(file: &Path, layout: &[(u64, u64, u64)], mut feeds: HashMap<u64, mp
             }
         }
     }
-    Ok(Digests { sha256: hex::encode(sha.finalize()), md5: md5.map(|m| hex::encode(m.finalize())) })
+    Ok(Digests {
+        sha256: hex::encode(sha.finalize()),
+        md5: md5.map(|m| hex::encode(m.finalize())),
+    })
 }
+
+/// The most recent renewal of part URLs, shared so parallel parts renew once.
+type Renewed = Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, HashMap<u64, Part>)>>>;
 
 struct PartJob {
     http: reqwest::Client,
     file: PathBuf,
     renew: Renew,
-    renewed: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, HashMap<u64, Part>)>>>,
+    renewed: Renewed,
     progress: Arc<Progress>,
     body: Option<mpsc::Receiver<Bytes>>,
     part: Part,
@@ -227,7 +267,11 @@ impl PartJob {
         let mut delay = Duration::from_millis(500);
         let mut last = String::new();
         for attempt in 1..=PART_ATTEMPTS {
-            if self.part.expiration.is_some_and(|e| e <= jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30)) {
+            if self
+                .part
+                .expiration
+                .is_some_and(|e| e <= jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30))
+            {
                 self.refresh().await?;
             }
             let counted = Arc::new(AtomicU64::new(0));
@@ -235,16 +279,30 @@ impl PartJob {
             match result {
                 Ok(()) => return Ok(()),
                 Err(f) => {
-                    self.progress.sent.fetch_sub(counted.load(Ordering::SeqCst), Ordering::SeqCst);
+                    self.progress
+                        .sent
+                        .fetch_sub(counted.load(Ordering::SeqCst), Ordering::SeqCst);
                     match f {
-                        Failure::Fatal(m) => return Err(Error::rejected(format!("part {} was refused by the upload server: {m}", self.part.number))),
+                        Failure::Fatal(m) => {
+                            return Err(Error::rejected(format!(
+                                "part {} was refused by the upload server: {m}",
+                                self.part.number
+                            )));
+                        }
                         Failure::Expired => {
-                            tracing::warn!("part {}: upload URL expired; renewing it", self.part.number);
+                            tracing::warn!(
+                                "part {}: upload URL expired; renewing it",
+                                self.part.number
+                            );
                             self.refresh().await?;
                             last = "URL expired".into();
                         }
                         Failure::Retry(m) => {
-                            tracing::warn!("part {} attempt {attempt}/{PART_ATTEMPTS} failed: {m}; retrying in {:.1}s", self.part.number, delay.as_secs_f64());
+                            tracing::warn!(
+                                "part {} attempt {attempt}/{PART_ATTEMPTS} failed: {m}; retrying in {:.1}s",
+                                self.part.number,
+                                delay.as_secs_f64()
+                            );
                             last = m;
                             tokio::time::sleep(delay).await;
                             delay = (delay * 2).min(Duration::from_secs(20));
@@ -253,13 +311,22 @@ impl PartJob {
                 }
             }
         }
-        Err(Error::transient(format!("part {} (bytes {}..{}) failed {PART_ATTEMPTS} times; last error: {last}", self.part.number, self.part.offset, self.part.offset + self.part.length)))
+        Err(Error::transient(format!(
+            "part {} (bytes {}..{}) failed {PART_ATTEMPTS} times; last error: {last}",
+            self.part.number,
+            self.part.offset,
+            self.part.offset + self.part.length
+        )))
     }
 
     async fn refresh(&mut self) -> Result<(), Error> {
         let mut cache = self.renewed.lock().await;
         let fresh = match cache.as_ref() {
-            Some((at, map)) if at.elapsed() < Duration::from_secs(5) && map.contains_key(&self.part.number) => map.clone(),
+            Some((at, map))
+                if at.elapsed() < Duration::from_secs(5) && map.contains_key(&self.part.number) =>
+            {
+                map.clone()
+            }
             _ => {
                 let map = (self.renew)().await?;
                 *cache = Some((tokio::time::Instant::now(), map.clone()));
@@ -273,8 +340,11 @@ impl PartJob {
                 self.part.expiration = p.expiration;
                 Ok(())
             }
-            _ => Err(Error::transient(format!("the upload URL of part {} expired and App Store Connect offered no fresh one", self.part.number))
-                .with_hint("run the same command again: the upload resumes with a new reservation")),
+            _ => Err(Error::transient(format!(
+                "the upload URL of part {} expired and App Store Connect offered no fresh one",
+                self.part.number
+            ))
+            .with_hint("run the same command again: the upload resumes with a new reservation")),
         }
     }
 
@@ -287,7 +357,9 @@ impl PartJob {
         };
         let body = match self.body.take() {
             Some(rx) => {
-                let s = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
+                let s = futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+                });
                 reqwest::Body::wrap_stream(s.inspect(move |r| {
                     if let Ok(b) = r {
                         count(b)
@@ -295,7 +367,9 @@ impl PartJob {
                 }))
             }
             None => {
-                let s = disk_range(&self.file, self.part.offset, self.part.length).await.map_err(|e| Failure::Fatal(format!("cannot read the file: {e}")))?;
+                let s = disk_range(&self.file, self.part.offset, self.part.length)
+                    .await
+                    .map_err(|e| Failure::Fatal(format!("cannot read the file: {e}")))?;
                 reqwest::Body::wrap_stream(s.inspect(move |r| {
                     if let Ok(b) = r {
                         count(b)
@@ -303,23 +377,48 @@ impl PartJob {
                 }))
             }
         };
-        let method = reqwest::Method::from_bytes(self.part.method.as_bytes()).map_err(|_| Failure::Fatal(format!("unknown method {}", self.part.method)))?;
-        let mut req = self.http.request(method, &self.part.url).header("content-length", self.part.length);
+        let method = reqwest::Method::from_bytes(self.part.method.as_bytes())
+            .map_err(|_| Failure::Fatal(format!("unknown method {}", self.part.method)))?;
+        let mut req = self
+            .http
+            .request(method, &self.part.url)
+            .header("content-length", self.part.length);
         for (k, v) in &self.part.headers {
-            if !k.eq_ignore_ascii_case("authorization") && !k.eq_ignore_ascii_case("content-length") {
+            if !k.eq_ignore_ascii_case("authorization") && !k.eq_ignore_ascii_case("content-length")
+            {
                 req = req.header(k, v);
             }
         }
-        let resp = req.body(body).send().await.map_err(|e| Failure::Retry(crate::api::client::describe_transport(&e)))?;
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::Retry(crate::api::client::describe_transport(&e)))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
         }
-        let text: String = resp.text().await.unwrap_or_default().chars().take(400).collect();
-        let expired = status.as_u16() == 403 && (text.contains("expired") || self.part.expiration.is_some_and(|e| e <= jiff::Timestamp::now()));
+        let text: String = resp
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(400)
+            .collect();
+        let expired = status.as_u16() == 403
+            && (text.contains("expired")
+                || self
+                    .part
+                    .expiration
+                    .is_some_and(|e| e <= jiff::Timestamp::now()));
         Err(if expired {
             Failure::Expired
-        } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 || text.contains("<Code>IncompleteBody</Code>") || text.contains("<Code>RequestTimeout</Code>") {
+        } else if status.is_server_error()
+            || status.as_u16() == 408
+            || status.as_u16() == 429
+            || text.contains("<Code>IncompleteBody</Code>")
+            || text.contains("<Code>RequestTimeout</Code>")
+        {
             // Object stores answer 400 IncompleteBody / RequestTimeout to a body cut short in transit.
             Failure::Retry(format!("{status}: {text}"))
         } else {
@@ -329,11 +428,18 @@ impl PartJob {
 }
 
 /// `[offset, offset+length)` of the file as a stream of chunks.
-async fn disk_range(file: &Path, offset: u64, length: u64) -> std::io::Result<impl futures_util::Stream<Item = std::io::Result<Bytes>> + use<>> {
+async fn disk_range(
+    file: &Path,
+    offset: u64,
+    length: u64,
+) -> std::io::Result<impl futures_util::Stream<Item = std::io::Result<Bytes>> + use<>> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let mut f = tokio::fs::File::open(file).await?;
     f.seek(std::io::SeekFrom::Start(offset)).await?;
-    Ok(tokio_util::io::ReaderStream::with_capacity(f.take(length), 256 * 1024))
+    Ok(tokio_util::io::ReaderStream::with_capacity(
+        f.take(length),
+        256 * 1024,
+    ))
 }
 
 #[cfg(test)]
@@ -341,7 +447,16 @@ mod tests {
     use super::*;
 
     fn part(n: u64, offset: u64, length: u64) -> Part {
-        Part { number: n, offset, length, method: "PUT".into(), url: String::new(), headers: vec![], expiration: None, done: false }
+        Part {
+            number: n,
+            offset,
+            length,
+            method: "PUT".into(),
+            url: String::new(),
+            headers: vec![],
+            expiration: None,
+            done: false,
+        }
     }
 
     #[test]

@@ -10,9 +10,17 @@ use std::time::{Duration, Instant};
 const MIB: f64 = 1024.0 * 1024.0;
 
 pub fn line(sent: u64, total: u64, elapsed: Duration) -> String {
-    let pct = if total == 0 { 100.0 } else { sent as f64 * 100.0 / total as f64 };
+    let pct = if total == 0 {
+        100.0
+    } else {
+        sent as f64 * 100.0 / total as f64
+    };
     let rate = sent as f64 / elapsed.as_secs_f64().max(0.001);
-    let eta = if rate > 0.0 { (total.saturating_sub(sent)) as f64 / rate } else { 0.0 };
+    let eta = if rate > 0.0 {
+        (total.saturating_sub(sent)) as f64 / rate
+    } else {
+        0.0
+    };
     format!(
         "uploaded {pct:.0}% ({:.1} of {:.1} MiB) at {:.1} MiB/s, ETA {}",
         sent as f64 / MIB,
@@ -30,8 +38,10 @@ pub fn spawn(progress: Arc<Progress>, interactive: bool) -> tokio::task::JoinHan
         if tty {
             let bar = indicatif::ProgressBar::new(progress.total.load(Ordering::SeqCst));
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             loop {
                 bar.set_length(progress.total.load(Ordering::SeqCst));
@@ -41,7 +51,14 @@ pub fn spawn(progress: Arc<Progress>, interactive: bool) -> tokio::task::JoinHan
         } else {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                tracing::info!("{}", line(progress.sent.load(Ordering::SeqCst), progress.total.load(Ordering::SeqCst), start.elapsed()));
+                tracing::info!(
+                    "{}",
+                    line(
+                        progress.sent.load(Ordering::SeqCst),
+                        progress.total.load(Ordering::SeqCst),
+                        start.elapsed()
+                    )
+                );
             }
         }
     })
@@ -51,7 +68,11 @@ pub fn spawn(progress: Arc<Progress>, interactive: bool) -> tokio::task::JoinHan
 mod tests {
     #[test]
     fn progress_line() {
-        let l = super::line(50 * 1024 * 1024, 100 * 1024 * 1024, std::time::Duration::from_secs(5));
+        let l = super::line(
+            50 * 1024 * 1024,
+            100 * 1024 * 1024,
+            std::time::Duration::from_secs(5),
+        );
         assert_eq!(l, "uploaded 50% (50.0 of 100.0 MiB) at 10.0 MiB/s, ETA 5s");
     }
 }

@@ -56,12 +56,24 @@ impl Waited {
         if let Some(v) = &self.processing_state {
             c.set_output("processing-state", v);
         }
-        c.set_output("processing-seconds", format!("{:.1}", self.processing_seconds));
+        c.set_output(
+            "processing-seconds",
+            format!("{:.1}", self.processing_seconds),
+        );
     }
 
     pub fn summary(&self) -> String {
-        let t: Vec<String> = self.timeline.iter().map(|(s, secs)| format!("{s} {}", duration::format(Duration::from_secs_f64(*secs)))).collect();
-        format!("processed in {} ({}); decided by {}", duration::format(Duration::from_secs_f64(self.processing_seconds)), t.join(", "), self.decided_by)
+        let t: Vec<String> = self
+            .timeline
+            .iter()
+            .map(|(s, secs)| format!("{s} {}", duration::format(Duration::from_secs_f64(*secs))))
+            .collect();
+        format!(
+            "processed in {} ({}); decided by {}",
+            duration::format(Duration::from_secs_f64(self.processing_seconds)),
+            t.join(", "),
+            self.decided_by
+        )
     }
 }
 
@@ -74,16 +86,25 @@ struct Timeline {
 impl Timeline {
     fn observe(&mut self, state: &str) {
         if self.seen.last().is_none_or(|(s, _)| s != state) {
-            tracing::info!("state: {state} after {}", duration::format(self.start.elapsed()));
+            tracing::info!(
+                "state: {state} after {}",
+                duration::format(self.start.elapsed())
+            );
             self.seen.push((state.to_string(), Instant::now()));
         }
     }
     /// Each state with the time until the next one was seen.
     fn spans(&self) -> Vec<(String, f64)> {
-        self.seen.windows(2).map(|w| (w[0].0.clone(), w[1].1.duration_since(w[0].1).as_secs_f64())).collect()
+        self.seen
+            .windows(2)
+            .map(|w| (w[0].0.clone(), w[1].1.duration_since(w[0].1).as_secs_f64()))
+            .collect()
     }
     fn last(&self) -> String {
-        self.seen.last().map(|(s, _)| s.clone()).unwrap_or_else(|| "unknown".into())
+        self.seen
+            .last()
+            .map(|(s, _)| s.clone())
+            .unwrap_or_else(|| "unknown".into())
     }
 }
 
@@ -98,14 +119,30 @@ async fn check(ctx: &Ctx, target: &Target, t: &mut Timeline) -> Result<Check, Er
         Target::BuildUpload(id) => {
             let (u, build) = r::get_build_upload(&ctx.api, id).await?;
             let st = u.attrs().state.unwrap_or_default();
-            let state = st.state.clone().unwrap_or(BuildUploadState::Unknown("UNKNOWN".into()));
+            let state = st
+                .state
+                .clone()
+                .unwrap_or(BuildUploadState::Unknown("UNKNOWN".into()));
             t.observe(&format!("upload {state}"));
             if state == BuildUploadState::Failed {
-                let details: Vec<_> = st.errors.unwrap_or_default().iter().map(|d| d.to_detail()).collect();
+                let details: Vec<_> = st
+                    .errors
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|d| d.to_detail())
+                    .collect();
                 for d in &details {
-                    ctx.ci.error(format!("App Store Connect: {}: {}", d.code, crate::ci::neutralize(&d.message)));
+                    ctx.ci.error(format!(
+                        "App Store Connect: {}: {}",
+                        d.code,
+                        crate::ci::neutralize(&d.message)
+                    ));
                 }
-                return Err(Error::rejected(format!("App Store Connect failed build upload {id} ({} error(s))", details.len())).with_details(details));
+                return Err(Error::rejected(format!(
+                    "App Store Connect failed build upload {id} ({} error(s))",
+                    details.len()
+                ))
+                .with_details(details));
             }
             if state != BuildUploadState::Complete {
                 return Ok(Check::Pending);
@@ -123,7 +160,10 @@ async fn check(ctx: &Ctx, target: &Target, t: &mut Timeline) -> Result<Check, Er
         t.observe("upload COMPLETE, build not yet visible");
         return Ok(Check::Pending);
     };
-    let ps = build.attrs().processing_state.unwrap_or(ProcessingState::Unknown("UNKNOWN".into()));
+    let ps = build
+        .attrs()
+        .processing_state
+        .unwrap_or(ProcessingState::Unknown("UNKNOWN".into()));
     t.observe(&format!("build {ps}"));
     match ps {
         ProcessingState::Valid => Ok(Check::Done(Waited {
@@ -136,7 +176,8 @@ async fn check(ctx: &Ctx, target: &Target, t: &mut Timeline) -> Result<Check, Er
             decided_by: String::new(),
         })),
         ProcessingState::Failed | ProcessingState::Invalid => {
-            ctx.ci.error(format!("App Store Connect: build {} is {ps}", build.id));
+            ctx.ci
+                .error(format!("App Store Connect: build {} is {ps}", build.id));
             Err(Error::rejected(format!("App Store Connect marked build {} ({}) {ps}", build.id, build.attrs().version.unwrap_or_default()))
                 .with_hint("App Store Connect sends the reasons by email to the account holder; check the build's page in App Store Connect"))
         }
@@ -151,11 +192,24 @@ struct Listener {
     registered: Option<String>,
 }
 
-async fn start_listener(ctx: &Ctx, hook: &WebhookListen, app_id: Option<&str>, default_secret: Option<&Secret>) -> Result<Listener, Error> {
+async fn start_listener(
+    ctx: &Ctx,
+    hook: &WebhookListen,
+    app_id: Option<&str>,
+    default_secret: Option<&Secret>,
+) -> Result<Listener, Error> {
     let listener = tokio::net::TcpListener::bind(&hook.listen)
         .await
-        .map_err(|e| Error::input(format!("cannot listen for webhooks on {}: {e}", hook.listen)).with_hint("choose a free port, e.g. 0.0.0.0:8787"))?;
-    let bound = listener.local_addr().map_err(|e| Error::input(e.to_string()))?;
+        .map_err(|e| {
+            Error::input(format!(
+                "cannot listen for webhooks on {}: {e}",
+                hook.listen
+            ))
+            .with_hint("choose a free port, e.g. 0.0.0.0:8787")
+        })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::input(e.to_string()))?;
     let secret = match (&hook.secret, default_secret, &hook.register) {
         (Some(s), _, _) => s.clone(),
         (None, Some(s), _) => s.clone(),
@@ -176,8 +230,21 @@ async fn start_listener(ctx: &Ctx, hook: &WebhookListen, app_id: Option<&str>, d
             Register::Url(u) => u.clone(),
         };
         let app = app_id.ok_or_else(|| Error::input("registering a webhook needs the app id"))?;
-        let name = format!("flightdeck-wait-{}", &crate::secret::random_hex(4).expose()[..8]);
-        match r::create_webhook(&ctx.api, app, &name, &url, secret.expose(), &["BUILD_UPLOAD_STATE_UPDATED".to_string()], true).await {
+        let name = format!(
+            "flightdeck-wait-{}",
+            &crate::secret::random_hex(4).expose()[..8]
+        );
+        match r::create_webhook(
+            &ctx.api,
+            app,
+            &name,
+            &url,
+            secret.expose(),
+            &["BUILD_UPLOAD_STATE_UPDATED".to_string()],
+            true,
+        )
+        .await
+        {
             Ok(w) => {
                 tracing::info!("registered temporary webhook {} for {url}", w.id);
                 registered = Some(w.id);
@@ -188,7 +255,11 @@ async fn start_listener(ctx: &Ctx, hook: &WebhookListen, app_id: Option<&str>, d
             }
         }
     }
-    Ok(Listener { rx, stop, registered })
+    Ok(Listener {
+        rx,
+        stop,
+        registered,
+    })
 }
 
 impl Listener {
@@ -203,20 +274,36 @@ impl Listener {
     }
 }
 
-pub async fn run(ctx: &Ctx, plan: &WaitPlan, target: Target, app_id: Option<&str>, default_secret: Option<&Secret>) -> Result<Waited, Error> {
+pub async fn run(
+    ctx: &Ctx,
+    plan: &WaitPlan,
+    target: Target,
+    app_id: Option<&str>,
+    default_secret: Option<&Secret>,
+) -> Result<Waited, Error> {
     let mut listener = match &plan.webhook {
         Some(h) => Some(start_listener(ctx, h, app_id, default_secret).await?),
         None => None,
     };
-    let result = ctx.or_cancel(wait_loop(ctx, plan, &target, listener.as_mut())).await;
+    let result = ctx
+        .or_cancel(wait_loop(ctx, plan, &target, listener.as_mut()))
+        .await;
     if let Some(l) = listener {
         l.close(ctx).await;
     }
     result
 }
 
-async fn wait_loop(ctx: &Ctx, plan: &WaitPlan, target: &Target, mut listener: Option<&mut Listener>) -> Result<Waited, Error> {
-    let mut t = Timeline { start: Instant::now(), seen: Vec::new() };
+async fn wait_loop(
+    ctx: &Ctx,
+    plan: &WaitPlan,
+    target: &Target,
+    mut listener: Option<&mut Listener>,
+) -> Result<Waited, Error> {
+    let mut t = Timeline {
+        start: Instant::now(),
+        seen: Vec::new(),
+    };
     let deadline = tokio::time::Instant::now() + plan.timeout;
     let mut schedule = poll::Schedule::new(plan.poll_interval);
     let mut last_beat = Instant::now();
@@ -225,7 +312,11 @@ async fn wait_loop(ctx: &Ctx, plan: &WaitPlan, target: &Target, mut listener: Op
         Target::BuildUpload(id) => ("build upload", id.clone()),
         Target::Build(id) => ("build", id.clone()),
     };
-    tracing::info!("waiting for {what} {id} (timeout {}, polling every {})", duration::format(plan.timeout), duration::format(plan.poll_interval));
+    tracing::info!(
+        "waiting for {what} {id} (timeout {}, polling every {})",
+        duration::format(plan.timeout),
+        duration::format(plan.poll_interval)
+    );
     loop {
         match check(ctx, target, &mut t).await {
             Ok(Check::Done(mut w)) => {
@@ -233,11 +324,17 @@ async fn wait_loop(ctx: &Ctx, plan: &WaitPlan, target: &Target, mut listener: Op
                 return Ok(w);
             }
             Ok(Check::Pending) => {}
-            Err(e) if e.kind == crate::error::ExitKind::Transient => tracing::warn!("checking state failed, will retry: {e}"),
+            Err(e) if e.kind == crate::error::ExitKind::Transient => {
+                tracing::warn!("checking state failed, will retry: {e}")
+            }
             Err(e) => return Err(e),
         }
         if last_beat.elapsed() > Duration::from_secs(60) {
-            tracing::info!("still waiting: {} for {}", t.last(), duration::format(t.start.elapsed()));
+            tracing::info!(
+                "still waiting: {} for {}",
+                t.last(),
+                duration::format(t.start.elapsed())
+            );
             last_beat = Instant::now();
         }
         let sleep = schedule.next(ctx.api.rate_limit());

@@ -12,7 +12,10 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new(steady: Duration) -> Self {
-        Self { next: steady.min(Duration::from_secs(2)), steady }
+        Self {
+            next: steady.min(Duration::from_secs(2)),
+            steady,
+        }
     }
 
     /// The wait before the next poll.
@@ -34,8 +37,14 @@ mod tests {
     fn grows_to_the_interval_and_stretches_when_budget_is_low() {
         let mut s = Schedule::new(Duration::from_secs(30));
         let seq: Vec<u64> = (0..9).map(|_| s.next(None).as_millis() as u64).collect();
-        assert_eq!(seq, [2000, 3000, 4500, 6750, 10125, 15187, 22781, 30000, 30000]);
-        let low = RateLimit { limit: 3600, remaining: 300 };
+        assert_eq!(
+            seq,
+            [2000, 3000, 4500, 6750, 10125, 15187, 22781, 30000, 30000]
+        );
+        let low = RateLimit {
+            limit: 3600,
+            remaining: 300,
+        };
         assert_eq!(s.next(Some(low)), Duration::from_secs(120));
         let mut fast = Schedule::new(Duration::from_millis(100));
         assert_eq!(fast.next(None), Duration::from_millis(100));

@@ -39,18 +39,35 @@ pub fn check_events(events: &[String]) -> Result<Vec<String>, Error> {
             if EVENT_TYPES.contains(&up.as_str()) {
                 Ok(up)
             } else {
-                let near = EVENT_TYPES.iter().min_by_key(|k| strsim::levenshtein(k, &up)).copied().unwrap_or_default();
-                Err(Error::input(format!("unknown webhook event type {e:?}")).with_hint(format!("did you mean {near}?")))
+                let near = EVENT_TYPES
+                    .iter()
+                    .min_by_key(|k| strsim::levenshtein(k, &up))
+                    .copied()
+                    .unwrap_or_default();
+                Err(Error::input(format!("unknown webhook event type {e:?}"))
+                    .with_hint(format!("did you mean {near}?")))
             }
         })
         .collect()
 }
 
 fn secret_from(env: &Env, var: &str) -> Result<String, Error> {
-    Ok(env.lookup(&[var])?.ok_or_else(|| Error::input(format!("{var} is not set: a webhook needs a secret")).with_hint(format!("export {var}=<a long random string>")))?.value)
+    Ok(env
+        .lookup(&[var])?
+        .ok_or_else(|| {
+            Error::input(format!("{var} is not set: a webhook needs a secret"))
+                .with_hint(format!("export {var}=<a long random string>"))
+        })?
+        .value)
 }
 
-pub async fn run(ctx: &Ctx, cmd: &WebhooksCmd, s: &Settings, env: &Env, report: &mut Report) -> Result<(), Error> {
+pub async fn run(
+    ctx: &Ctx,
+    cmd: &WebhooksCmd,
+    s: &Settings,
+    env: &Env,
+    report: &mut Report,
+) -> Result<(), Error> {
     match cmd {
         WebhooksCmd::List(a) => {
             let app = app_id(ctx, a, s).await?;
@@ -61,29 +78,59 @@ pub async fn run(ctx: &Ctx, cmd: &WebhooksCmd, s: &Settings, env: &Env, report: 
                 text.push_str(&format!(
                     "{}\t{}\t{}\t{}\t{}\n",
                     h.id,
-                    if at.enabled.unwrap_or(false) { "enabled" } else { "disabled" },
+                    if at.enabled.unwrap_or(false) {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    },
                     at.name.unwrap_or_default(),
                     at.url.unwrap_or_default(),
                     at.event_types.unwrap_or_default().join(",")
                 ));
             }
-            report.rows.push(Row { step: "webhooks list".into(), result: format!("{} webhook(s)", hooks.len()) });
-            report.data = Some(serde_json::json!(hooks.iter().map(|h| serde_json::json!({"id": h.id, "attributes": h.attrs()})).collect::<Vec<_>>()));
+            report.rows.push(Row {
+                step: "webhooks list".into(),
+                result: format!("{} webhook(s)", hooks.len()),
+            });
+            report.data = Some(serde_json::json!(
+                hooks
+                    .iter()
+                    .map(|h| serde_json::json!({"id": h.id, "attributes": h.attrs()}))
+                    .collect::<Vec<_>>()
+            ));
             report.text = Some(text);
             Ok(())
         }
-        WebhooksCmd::Create { app, name, url, events, secret_env, disabled } => {
+        WebhooksCmd::Create {
+            app,
+            name,
+            url,
+            events,
+            secret_env,
+            disabled,
+        } => {
             let events = check_events(events)?;
             let app = app_id(ctx, app, s).await?;
             let secret = secret_from(env, secret_env)?;
             ctx.ci.mask(&secret);
-            let h = r::create_webhook(&ctx.api, &app, name, url, &secret, &events, !disabled).await?;
+            let h =
+                r::create_webhook(&ctx.api, &app, name, url, &secret, &events, !disabled).await?;
             ctx.ci.set_output("webhook-id", &h.id);
-            report.rows.push(Row { step: "webhooks create".into(), result: format!("webhook {} for {url}", h.id) });
+            report.rows.push(Row {
+                step: "webhooks create".into(),
+                result: format!("webhook {} for {url}", h.id),
+            });
             report.text = Some(format!("{}\n", h.id));
             Ok(())
         }
-        WebhooksCmd::Update { id, name, url, events, secret_env, enabled } => {
+        WebhooksCmd::Update {
+            id,
+            name,
+            url,
+            events,
+            secret_env,
+            enabled,
+        } => {
             let secret = match secret_env {
                 Some(v) => {
                     let s = secret_from(env, v)?;
@@ -94,23 +141,36 @@ pub async fn run(ctx: &Ctx, cmd: &WebhooksCmd, s: &Settings, env: &Env, report: 
             };
             let ch = WebhookChanges {
                 enabled: *enabled,
-                event_types: if events.is_empty() { None } else { Some(check_events(events)?) },
+                event_types: if events.is_empty() {
+                    None
+                } else {
+                    Some(check_events(events)?)
+                },
                 name: name.clone(),
                 secret,
                 url: url.clone(),
             };
             r::update_webhook(&ctx.api, id, &ch).await?;
-            report.rows.push(Row { step: "webhooks update".into(), result: format!("webhook {id} updated") });
+            report.rows.push(Row {
+                step: "webhooks update".into(),
+                result: format!("webhook {id} updated"),
+            });
             Ok(())
         }
         WebhooksCmd::Delete { id } => {
             r::delete_webhook(&ctx.api, id).await?;
-            report.rows.push(Row { step: "webhooks delete".into(), result: format!("webhook {id} deleted") });
+            report.rows.push(Row {
+                step: "webhooks delete".into(),
+                result: format!("webhook {id} deleted"),
+            });
             Ok(())
         }
         WebhooksCmd::Ping { id } => {
             let ping = r::ping_webhook(&ctx.api, id).await?;
-            report.rows.push(Row { step: "webhooks ping".into(), result: format!("ping {ping} sent to webhook {id}") });
+            report.rows.push(Row {
+                step: "webhooks ping".into(),
+                result: format!("ping {ping} sent to webhook {id}"),
+            });
             report.text = Some(format!("{ping}\n"));
             Ok(())
         }
@@ -120,7 +180,12 @@ pub async fn run(ctx: &Ctx, cmd: &WebhooksCmd, s: &Settings, env: &Env, report: 
             let mut text = String::new();
             for d in &page.data {
                 let a = d.attrs();
-                let status = a.response.as_ref().and_then(|r| r.get("httpStatusCode")).map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+                let status = a
+                    .response
+                    .as_ref()
+                    .and_then(|r| r.get("httpStatusCode"))
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into());
                 text.push_str(&format!(
                     "{}\t{}\t{}\t{}\t{}\n",
                     d.id,
@@ -130,7 +195,10 @@ pub async fn run(ctx: &Ctx, cmd: &WebhooksCmd, s: &Settings, env: &Env, report: 
                     crate::ci::neutralize(&a.error_message.unwrap_or_default())
                 ));
             }
-            report.rows.push(Row { step: "webhooks deliveries".into(), result: format!("{} deliveries", page.data.len()) });
+            report.rows.push(Row {
+                step: "webhooks deliveries".into(),
+                result: format!("{} deliveries", page.data.len()),
+            });
             report.data = Some(serde_json::json!({
                 "deliveries": page.data.iter().map(|d| serde_json::json!({"id": d.id, "attributes": d.attrs()})).collect::<Vec<_>>(),
                 "events": page.included,
@@ -140,7 +208,10 @@ pub async fn run(ctx: &Ctx, cmd: &WebhooksCmd, s: &Settings, env: &Env, report: 
         }
         WebhooksCmd::Redeliver { delivery_id } => {
             let d = r::redeliver(&ctx.api, delivery_id).await?;
-            report.rows.push(Row { step: "webhooks redeliver".into(), result: format!("delivery {} queued", d.id) });
+            report.rows.push(Row {
+                step: "webhooks redeliver".into(),
+                result: format!("delivery {} queued", d.id),
+            });
             report.text = Some(format!("{}\n", d.id));
             Ok(())
         }
@@ -149,12 +220,25 @@ pub async fn run(ctx: &Ctx, cmd: &WebhooksCmd, s: &Settings, env: &Env, report: 
 }
 
 /// Receive deliveries until cancelled; forward each verified one.
-pub async fn listen(addr: &str, secret: Secret, forward: &[String], reporter: &Reporter, cancel: CancellationToken) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::input(format!("cannot listen on {addr}: {e}")))?;
-    let bound = listener.local_addr().map_err(|e| Error::input(e.to_string()))?;
+pub async fn listen(
+    addr: &str,
+    secret: Secret,
+    forward: &[String],
+    reporter: &Reporter,
+    cancel: CancellationToken,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::input(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::input(e.to_string()))?;
     let (recv, mut rx) = Receiver::new(secret);
     let server = receiver::serve(listener, recv, cancel.clone());
-    reporter.line(&format!("listening for App Store Connect webhooks on {bound}; forwarding to {} URL(s)", forward.len()));
+    reporter.line(&format!(
+        "listening for App Store Connect webhooks on {bound}; forwarding to {} URL(s)",
+        forward.len()
+    ));
     let http = crate::api::client::transfer_client()?;
     loop {
         tokio::select! {

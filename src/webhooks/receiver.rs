@@ -32,7 +32,14 @@ pub struct Receiver {
 impl Receiver {
     pub fn new(secret: Secret) -> (Arc<Self>, mpsc::UnboundedReceiver<Delivery>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Arc::new(Self { secret, tx, seen: Mutex::new(VecDeque::new()) }), rx)
+        (
+            Arc::new(Self {
+                secret,
+                tx,
+                seen: Mutex::new(VecDeque::new()),
+            }),
+            rx,
+        )
     }
 
     /// True when `id` was seen before (and remembers it otherwise).
@@ -50,15 +57,31 @@ impl Receiver {
 }
 
 fn reply(status: StatusCode, message: &str) -> Response {
-    (status, [("content-type", "application/json")], serde_json::json!({ "status": message }).to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json")],
+        serde_json::json!({ "status": message }).to_string(),
+    )
+        .into_response()
 }
 
-async fn handle(State(r): State<Arc<Receiver>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(r): State<Arc<Receiver>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if method != Method::POST {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, "POST webhook deliveries here");
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST webhook deliveries here",
+        );
     }
     if body.len() > MAX_BODY {
-        tracing::warn!("webhook: refused a {}-byte body (limit {MAX_BODY})", body.len());
+        tracing::warn!(
+            "webhook: refused a {}-byte body (limit {MAX_BODY})",
+            body.len()
+        );
         return reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
     }
     let sig = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
@@ -82,10 +105,22 @@ async fn handle(State(r): State<Arc<Receiver>>, method: Method, headers: HeaderM
     tracing::info!(
         "webhook: {}{}{}",
         event.kind,
-        event.instance_id.as_deref().map(|i| format!(" for {i}")).unwrap_or_default(),
-        event.new_state.as_deref().map(|s| format!(": {s}")).unwrap_or_default()
+        event
+            .instance_id
+            .as_deref()
+            .map(|i| format!(" for {i}"))
+            .unwrap_or_default(),
+        event
+            .new_state
+            .as_deref()
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default()
     );
-    let _ = r.tx.send(Delivery { event, body, signature: sig.unwrap_or_default().to_string() });
+    let _ = r.tx.send(Delivery {
+        event,
+        body,
+        signature: sig.unwrap_or_default().to_string(),
+    });
     reply(StatusCode::OK, "accepted")
 }
 
@@ -97,8 +132,14 @@ pub fn router(r: Arc<Receiver>) -> Router {
 }
 
 /// Serve the receiver on `listener` until `stop` is cancelled.
-pub fn serve(listener: tokio::net::TcpListener, r: Arc<Receiver>, stop: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    r: Arc<Receiver>,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router(r)).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        let _ = axum::serve(listener, router(r))
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
     })
 }

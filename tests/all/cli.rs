@@ -1,0 +1,483 @@
+//! The binary as CI runs it: exit codes, annotations, outputs on each
+//! platform, `--output json` purity, and no secret anywhere.
+
+use crate::support::*;
+use std::path::Path;
+use std::process::Output;
+
+pub async fn fd(vars: &[(String, String)], args: &[&str], cwd: &Path) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .current_dir(cwd)
+        .args(args);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.output().await.unwrap()
+}
+
+fn s(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// No line of the key (nor its base64) may appear in `text`.
+fn assert_no_secret(env: &Env, text: &str, what: &str) {
+    for line in env.private_pem.lines().filter(|l| l.len() > 20) {
+        assert!(!text.contains(line), "{what} leaks a key line");
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&env.private_pem);
+    assert!(!text.contains(&b64[..40]), "{what} leaks the base64 key");
+}
+
+#[tokio::test]
+async fn validate_points_at_file_line_column_for_github() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("flightdeck.yml"),
+        "version: 1\nsteps:\n  - upload:\n      fiel: a.ipa\n",
+    )
+    .unwrap();
+    let out = fd(
+        &kv(&[("GITHUB_ACTIONS", "true")]),
+        &["validate"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = s(&out.stderr);
+    assert!(
+        err.contains("::error title=flightdeck,file=flightdeck.yml,line=4,col=7::invalid pipeline: unknown field `fiel`, expected one of file,"),
+        "{err}"
+    );
+    assert!(err.contains("hint: did you mean `file`?"), "{err}");
+    let ok_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ok_dir.path().join("p.yml"),
+        "version: 1\nsteps:\n  - upload: { file: a.ipa }\n",
+    )
+    .unwrap();
+    let out = fd(&[], &["validate", "--pipeline", "p.yml"], ok_dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    assert!(s(&out.stdout).contains("1. upload a.ipa"));
+}
+
+#[tokio::test]
+async fn gitlab_gets_a_code_quality_report_for_pipeline_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("flightdeck.yml"),
+        "version: 1\nsteps:\n  - wait: { timeout: soon }\n  - upload: { file: a.ipa }\n",
+    )
+    .unwrap();
+    let out = fd(
+        &kv(&[("GITLAB_CI", "true"), ("CI", "true")]),
+        &["validate"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("gl-code-quality-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report[0]["location"]["path"], "flightdeck.yml");
+    assert_eq!(report[0]["location"]["lines"]["begin"], 3);
+    assert!(
+        report[0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("invalid duration \"soon\"")
+    );
+}
+
+#[tokio::test]
+async fn output_json_is_pure_and_carries_outputs_even_with_workflow_commands() {
+    let env = start().await;
+    let ipa = env.ipa("J.ipa", "1.0", "21", 200_000);
+    let mut vars = env.vars();
+    vars.extend(kv(&[("GITHUB_ACTIONS", "true")]));
+    let out = fd(
+        &vars,
+        &[
+            "--output",
+            "json",
+            "upload",
+            ipa.to_str().unwrap(),
+            "--wait",
+            "--poll-interval",
+            "100ms",
+        ],
+        env.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document");
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["outputs"]["version"], "1.0");
+    assert_eq!(doc["outputs"]["processing-state"], "VALID");
+    assert!(
+        s(&out.stderr).contains("::add-mask::"),
+        "workflow commands go to stderr"
+    );
+    // A failure is one JSON document too.
+    let out = fd(
+        &vars,
+        &["--output", "json", "upload", "missing.ipa"],
+        env.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (doc["ok"].as_bool(), doc["exit_code"].as_u64()),
+        (Some(false), Some(2))
+    );
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing.ipa: no such file")
+    );
+    assert_eq!(env.violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn github_outputs_summary_and_masks_with_no_secret_leaked() {
+    let env = start().await;
+    let ipa = env.ipa("G.ipa", "1.0", "31", 150_000);
+    let out_file = env.path("github_output");
+    let summary = env.path("summary.md");
+    let mut vars = env.vars();
+    vars.extend(kv(&[
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_OUTPUT", out_file.to_str().unwrap()),
+        ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+    ]));
+    let out = fd(
+        &vars,
+        &[
+            "upload",
+            ipa.to_str().unwrap(),
+            "--wait",
+            "--poll-interval",
+            "100ms",
+        ],
+        env.dir.path(),
+    )
+    .await;
+    let err = s(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.lines().next().unwrap().starts_with("::add-mask::"),
+        "masks come first: {err}"
+    );
+    assert!(err.contains("::group::upload") && err.contains("::endgroup::"));
+    let outputs = std::fs::read_to_string(&out_file).unwrap();
+    for name in [
+        "build-upload-id",
+        "build-id",
+        "app-id",
+        "version",
+        "build-number",
+        "platform",
+        "upload-state",
+        "processing-state",
+        "bytes-uploaded",
+        "upload-seconds",
+        "processing-seconds",
+    ] {
+        assert!(
+            outputs.contains(&format!("{name}<<ghadelimiter_")),
+            "output {name} missing:\n{outputs}"
+        );
+    }
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("### ✅ flightdeck upload succeeded"), "{md}");
+    for (what, text) in [
+        ("stdout", s(&out.stdout)),
+        (
+            "stderr",
+            err.lines()
+                .filter(|l| !l.starts_with("::add-mask::"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        ("outputs", outputs),
+        ("summary", md),
+    ] {
+        assert_no_secret(&env, &text, what);
+    }
+}
+
+#[tokio::test]
+async fn gitlab_dotenv_and_bitrise_envman_get_the_outputs() {
+    let env = start().await;
+    let ipa = env.ipa("B.ipa", "1.0", "41", 100_000);
+    // GitLab
+    let mut vars = env.vars();
+    vars.extend(kv(&[("GITLAB_CI", "true"), ("CI", "true")]));
+    let out = fd(&vars, &["upload", ipa.to_str().unwrap()], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    let dotenv = std::fs::read_to_string(env.path("flightdeck.env")).unwrap();
+    assert!(
+        dotenv
+            .lines()
+            .all(|l| l.starts_with("FLIGHTDECK_") && l.contains('=')),
+        "{dotenv}"
+    );
+    assert!(
+        dotenv.contains("FLIGHTDECK_BUILD_NUMBER=41\n")
+            && dotenv.contains("FLIGHTDECK_BUILD_UPLOAD_ID=")
+    );
+    assert!(s(&out.stderr).contains("\x1b[0Ksection_start:"));
+    // Bitrise, with a stand-in envman that records its arguments.
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = env.path("envman.log");
+    let script = format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", record.display());
+    std::fs::write(bin.join("envman"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("envman"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let deploy = env.path("deploy");
+    let ipa2 = env.ipa("B2.ipa", "1.0", "42", 100_000);
+    let mut vars = env.vars();
+    vars.extend(kv(&[
+        ("BITRISE_IO", "true"),
+        ("BITRISE_DEPLOY_DIR", deploy.to_str().unwrap()),
+        ("ENVMAN_ENVSTORE_PATH", env.path("store").to_str().unwrap()),
+    ]));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    vars.push(("PATH".into(), path));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"));
+    cmd.env_clear()
+        .envs(vars)
+        .current_dir(env.dir.path())
+        .args(["upload", ipa2.to_str().unwrap()]);
+    let out = cmd.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    let calls = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        calls.contains("add --key FLIGHTDECK_BUILD_NUMBER --value 42 --no-expand"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("add --key FLIGHTDECK_BUILD_UPLOAD_ID --value "),
+        "{calls}"
+    );
+    assert!(
+        deploy.join("flightdeck-summary.md").exists()
+            && deploy.join("flightdeck-outcome.json").exists()
+    );
+}
+
+#[tokio::test]
+async fn exit_codes_for_auth_input_and_empty_secrets() {
+    let env = start().await;
+    let ipa = env.ipa("X.ipa", "1.0", "51", 10_000);
+    let p = ipa.to_str().unwrap();
+    let mut wrong_key = env.vars();
+    let (other, _) = flightdeck::auth::key::generate();
+    wrong_key.retain(|(k, _)| k != "ASC_PRIVATE_KEY");
+    wrong_key.push(("ASC_PRIVATE_KEY".into(), other.expose().into()));
+    let out = fd(&wrong_key, &["upload", p], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(3), "{}", s(&out.stderr));
+    assert!(s(&out.stderr).contains("NOT_AUTHORIZED"));
+    let mut empty = env.vars();
+    empty.retain(|(k, _)| k != "ASC_PRIVATE_KEY");
+    empty.push(("ASC_PRIVATE_KEY".into(), String::new()));
+    let out = fd(&empty, &["upload", p], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        s(&out.stderr)
+            .contains("ASC_PRIVATE_KEY is set but empty: the CI secret is probably not configured"),
+        "{}",
+        s(&out.stderr)
+    );
+    let out = fd(
+        &env.vars(),
+        &["upload", p, "--checksum", "CRC32"],
+        env.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let out = fd(&env.vars(), &["upload", "--bogus"], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(2), "usage errors are bad input");
+    assert!(env.sim().lock().uploads.is_empty());
+}
+
+#[tokio::test]
+async fn pipeline_run_dry_run_testflight_feedback_and_webhooks() {
+    let env = start_with(|c| c.seed_feedback = true).await;
+    let ipa = env.ipa("P.ipa", "2.1", "61", 100_000);
+    let yml = format!(
+        "version: 1\napp: {{ bundle-id: {BUNDLE} }}\nsteps:\n  - upload: {{ file: {} }}\n  - wait: {{ timeout: 1m, poll: {{ interval: 1m }}, webhook: {{ listen: \"127.0.0.1:0\", register: auto }} }}\n  - testflight: {{ groups: [QA], whats-new: \"Notes for ${{SHA}}\" }}\n  - feedback: {{ out: fb }}\n",
+        ipa.display()
+    );
+    std::fs::write(env.path("flightdeck.yml"), yml).unwrap();
+    let mut vars = env.vars();
+    vars.push(("SHA".into(), "abc123".into()));
+    let out = fd(&vars, &["run", "--dry-run"], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    assert!(s(&out.stdout).contains("dry run: nothing was called"));
+    assert_eq!(env.sim().lock().log.len(), 0, "a dry run calls nothing");
+    let out = fd(&vars, &["--output", "json", "run"], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["outputs"]["feedback-count"], "2");
+    assert!(
+        doc["summary"][1]["result"]
+            .as_str()
+            .unwrap()
+            .contains("decided by webhook"),
+        "{}",
+        doc["summary"]
+    );
+    assert!(env.path("fb/index.json").exists());
+    let build_id = doc["outputs"]["build-id"].as_str().unwrap().to_string();
+    {
+        let st = env.sim().lock();
+        assert_eq!(
+            st.localizations[0].whats_new.as_deref(),
+            Some("Notes for abc123")
+        );
+        assert_eq!(st.builds[&build_id].groups.len(), 1);
+    }
+    let crash_dir = std::fs::read_dir(env.path("fb"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().join("crash.log").exists());
+    assert!(crash_dir.is_some(), "a crash log was written");
+    // The same with one-shot commands.
+    let out = fd(
+        &vars,
+        &[
+            "testflight",
+            "--build",
+            &build_id,
+            "--group",
+            "Beta",
+            "--whats-new",
+            "again",
+            "--submit-for-review",
+        ],
+        env.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    let out = fd(
+        &vars,
+        &["testflight", "--build", &build_id, "--group", "Btea"],
+        env.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        s(&out.stderr).contains("did you mean \\\"Beta\\\"")
+            || s(&out.stderr).contains("did you mean \"Beta\""),
+        "{}",
+        s(&out.stderr)
+    );
+    let out = fd(
+        &vars,
+        &["next-build-number", "--app-id", APP_ID, "--version", "2.1"],
+        env.dir.path(),
+    )
+    .await;
+    assert_eq!(s(&out.stdout), "62\n");
+    let out = fd(
+        &vars,
+        &[
+            "feedback", "--app-id", APP_ID, "--since", "1h", "--out", "fb2",
+        ],
+        env.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0));
+    // Webhooks.
+    vars.push(("ASC_WEBHOOK_SECRET".into(), "a-long-webhook-secret".into()));
+    let out = fd(
+        &vars,
+        &[
+            "webhooks",
+            "create",
+            "--app-id",
+            APP_ID,
+            "--name",
+            "ci",
+            "--url",
+            "http://127.0.0.1:9/x",
+            "--event",
+            "build_upload_state_updated",
+        ],
+        env.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    let hook = s(&out.stdout).trim().to_string();
+    let out = fd(
+        &vars,
+        &["webhooks", "list", "--app-id", APP_ID],
+        env.dir.path(),
+    )
+    .await;
+    assert!(
+        s(&out.stdout).contains(&hook) && s(&out.stdout).contains("BUILD_UPLOAD_STATE_UPDATED")
+    );
+    let out = fd(&vars, &["webhooks", "ping", &hook], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0));
+    eventually("ping delivered", || {
+        env.sim()
+            .lock()
+            .deliveries
+            .iter()
+            .any(|d| d.state == "FAILED")
+    })
+    .await;
+    let out = fd(
+        &vars,
+        &["webhooks", "deliveries", &hook, "--state", "failed"],
+        env.dir.path(),
+    )
+    .await;
+    let delivery = s(&out.stdout).split('\t').next().unwrap().to_string();
+    let out = fd(&vars, &["webhooks", "redeliver", &delivery], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    let out = fd(
+        &vars,
+        &[
+            "webhooks",
+            "create",
+            "--app-id",
+            APP_ID,
+            "--name",
+            "x",
+            "--url",
+            "http://h/",
+            "--event",
+            "BUILD_UPLAOD_STATE_UPDATED",
+        ],
+        env.dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(s(&out.stderr).contains("did you mean BUILD_UPLOAD_STATE_UPDATED"));
+    let out = fd(&vars, &["webhooks", "delete", &hook], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!s(&out.stderr).contains("a-long-webhook-secret"));
+    env.assert_conformant();
+}

@@ -1,8 +1,8 @@
 //! Test harness: a simulator with a fresh key, a client with fast retries, a
 //! reporter whose output can be read back, and artifact fixtures.
 
-use flightdeck::api::retry::RetryPolicy;
 use flightdeck::api::Client;
+use flightdeck::api::retry::RetryPolicy;
 use flightdeck::artifact::fixture::{AppSpec, write_ipa};
 use flightdeck::auth::{Clock, Issuer, SystemClock, TokenSource, key};
 use flightdeck::ci::{Paths, Platform, Reporter};
@@ -55,8 +55,16 @@ impl Env {
         let k = key::parse(&self.private_pem).unwrap();
         let tokens = TokenSource::new(KEY_ID, Issuer::Team(ISSUER.into()), &k, clock);
         let api = Client::new(&self.sim.base_url, Arc::new(tokens), fast_retry()).unwrap();
-        let reporter = Reporter::new(Platform::Local, Paths::default(), Box::new(self.log.clone()));
-        Ctx::new(Arc::new(api), Arc::new(reporter), tokio_util::sync::CancellationToken::new())
+        let reporter = Reporter::new(
+            Platform::Local,
+            Paths::default(),
+            Box::new(self.log.clone()),
+        );
+        Ctx::new(
+            Arc::new(api),
+            Arc::new(reporter),
+            tokio_util::sync::CancellationToken::new(),
+        )
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -93,7 +101,12 @@ impl Env {
     }
 
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        self.sim().lock().log.iter().filter(|l| l.method == method && l.path.starts_with(path_prefix)).count()
+        self.sim()
+            .lock()
+            .log
+            .iter()
+            .filter(|l| l.method == method && l.path.starts_with(path_prefix))
+            .count()
     }
 }
 
@@ -124,8 +137,15 @@ pub async fn start_with(f: impl FnOnce(&mut SimConfig)) -> Env {
     let (private, public) = key::generate();
     let mut cfg = config(&public);
     f(&mut cfg);
-    let sim = simulator::spawn(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
-    Env { sim, private_pem: private.expose().to_string(), dir: tempfile::tempdir().unwrap(), log: Buf::default() }
+    let sim = simulator::spawn(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    Env {
+        sim,
+        private_pem: private.expose().to_string(),
+        dir: tempfile::tempdir().unwrap(),
+        log: Buf::default(),
+    }
 }
 
 pub fn sha256_file(p: &Path) -> String {

@@ -40,7 +40,14 @@ async fn multi_part_upload_lands_byte_identical_with_verified_checksum() {
     let ctx = env.ctx();
     let ipa = env.ipa("App.ipa", "1.2.3", "45", 1_000_000);
     let done = upload::run(&ctx, &plan(&ipa)).await.unwrap();
-    assert_eq!((done.version.as_str(), done.build_number.as_str(), &done.platform), ("1.2.3", "45", &Platform::Ios));
+    assert_eq!(
+        (
+            done.version.as_str(),
+            done.build_number.as_str(),
+            &done.platform
+        ),
+        ("1.2.3", "45", &Platform::Ios)
+    );
     assert_eq!(done.app_id, APP_ID);
     assert_eq!(done.bytes_uploaded, std::fs::metadata(&ipa).unwrap().len());
     assert_eq!(received(&env), std::fs::read(&ipa).unwrap());
@@ -61,12 +68,26 @@ async fn md5_checksum_when_asked_and_pkg_uploads() {
     spec.platform = Platform::MacOs;
     spec.payload_bytes = 300_000;
     flightdeck::artifact::fixture::write_pkg(&pkg, &spec).unwrap();
-    let done = upload::run(&ctx, &UploadPlan { checksum: ChecksumAlgorithm::Md5, ..plan(&pkg) }).await.unwrap();
+    let done = upload::run(
+        &ctx,
+        &UploadPlan {
+            checksum: ChecksumAlgorithm::Md5,
+            ..plan(&pkg)
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(done.platform, Platform::MacOs);
     use md5::Digest;
     let want = hex::encode(md5::Md5::digest(std::fs::read(&pkg).unwrap()));
-    assert_eq!(env.sim().lock().files.values().next().unwrap().checksum, Some(("MD5".into(), want)));
-    assert_eq!(env.sim().lock().files.values().next().unwrap().uti, "com.apple.pkg");
+    assert_eq!(
+        env.sim().lock().files.values().next().unwrap().checksum,
+        Some(("MD5".into(), want))
+    );
+    assert_eq!(
+        env.sim().lock().files.values().next().unwrap().uti,
+        "com.apple.pkg"
+    );
     eventually("COMPLETE", || uploads(&env)[0].state == "COMPLETE").await;
     env.assert_conformant();
 }
@@ -74,7 +95,15 @@ async fn md5_checksum_when_asked_and_pkg_uploads() {
 #[tokio::test]
 async fn faults_on_parts_and_api_still_end_in_exactly_one_upload() {
     let env = start_with(|c| {
-        c.faults = Faults { seed: 11, api_5xx: 0.15, api_429: 0.15, api_drop: 0.15, part_5xx: 0.2, part_drop: 0.2, ..Faults::default() };
+        c.faults = Faults {
+            seed: 11,
+            api_5xx: 0.15,
+            api_429: 0.15,
+            api_drop: 0.15,
+            part_5xx: 0.2,
+            part_drop: 0.2,
+            ..Faults::default()
+        };
     })
     .await;
     let ctx = env.ctx();
@@ -86,7 +115,10 @@ async fn faults_on_parts_and_api_still_end_in_exactly_one_upload() {
     assert_eq!(env.sim().lock().files.len(), 1, "exactly one reservation");
     assert_eq!(received(&env), std::fs::read(&ipa).unwrap());
     let statuses: Vec<u16> = env.sim().lock().log.iter().map(|l| l.status).collect();
-    assert!(statuses.iter().any(|s| *s >= 500) && statuses.contains(&429), "faults were injected: {statuses:?}");
+    assert!(
+        statuses.iter().any(|s| *s >= 500) && statuses.contains(&429),
+        "faults were injected: {statuses:?}"
+    );
     env.sim().faults.set(Faults::default());
     eventually("COMPLETE", || uploads(&env)[0].state == "COMPLETE").await;
     env.assert_conformant();
@@ -103,7 +135,12 @@ async fn a_lost_create_response_is_adopted_not_duplicated() {
     let guard = tokio::spawn(async move {
         // Drop exactly the POST responses: queue drops as the requests arrive.
         for _ in 0..200 {
-            let posts = sim.lock().log.iter().filter(|l| l.method == "GET" && l.path.contains("/buildUploads")).count();
+            let posts = sim
+                .lock()
+                .log
+                .iter()
+                .filter(|l| l.method == "GET" && l.path.contains("/buildUploads"))
+                .count();
             if posts >= 1 {
                 sim.faults.script(Scope::Api, Fault::Drop, 2);
                 return;
@@ -126,19 +163,33 @@ async fn an_interrupted_upload_resumes_sending_only_missing_parts() {
     let ipa = env.ipa("R.ipa", "1.0", "5", 600_000);
     let size = std::fs::metadata(&ipa).unwrap().len();
     // An earlier run: created, reserved, sent the first three parts, then died.
-    let up = r::create_build_upload(&ctx.api, APP_ID, "1.0", "5", &Platform::Ios).await.unwrap();
-    let file = r::reserve_file(&ctx.api, &up.id, "R.ipa", size, "com.apple.ipa").await.unwrap();
+    let up = r::create_build_upload(&ctx.api, APP_ID, "1.0", "5", &Platform::Ios)
+        .await
+        .unwrap();
+    let file = r::reserve_file(&ctx.api, &up.id, "R.ipa", size, "com.apple.ipa")
+        .await
+        .unwrap();
     let bytes = std::fs::read(&ipa).unwrap();
     let ops = file.attrs().upload_operations.unwrap();
     for op in ops.iter().take(3) {
         let (o, l) = (op.offset.unwrap() as usize, op.length.unwrap() as usize);
-        ctx.api.transfer().put(op.url.as_ref().unwrap()).body(bytes[o..o + l].to_vec()).send().await.unwrap();
+        ctx.api
+            .transfer()
+            .put(op.url.as_ref().unwrap())
+            .body(bytes[o..o + l].to_vec())
+            .send()
+            .await
+            .unwrap();
     }
     let before = env.count("PUT", "/_upload/");
     let done = upload::run(&ctx, &plan(&ipa)).await.unwrap();
     assert!(done.resumed);
     assert_eq!(done.build_upload_id, up.id);
-    assert_eq!(env.count("PUT", "/_upload/") - before, ops.len() - 3, "only the missing parts were sent");
+    assert_eq!(
+        env.count("PUT", "/_upload/") - before,
+        ops.len() - 3,
+        "only the missing parts were sent"
+    );
     assert_eq!(uploads(&env).len(), 1);
     assert_eq!(received(&env), bytes);
     env.assert_conformant();
@@ -146,11 +197,21 @@ async fn an_interrupted_upload_resumes_sending_only_missing_parts() {
 
 #[tokio::test]
 async fn expired_part_urls_are_renewed() {
-    let env = start_with(|c| c.faults = Faults { seed: 3, expired_urls: 0.5, ..Faults::default() }).await;
+    let env = start_with(|c| {
+        c.faults = Faults {
+            seed: 3,
+            expired_urls: 0.5,
+            ..Faults::default()
+        }
+    })
+    .await;
     let ctx = env.ctx();
     let ipa = env.ipa("E.ipa", "1.0", "6", 500_000);
     upload::run(&ctx, &plan(&ipa)).await.unwrap();
-    assert!(env.count("GET", "/v1/buildUploadFiles/") >= 1, "the reservation was re-read for fresh URLs");
+    assert!(
+        env.count("GET", "/v1/buildUploadFiles/") >= 1,
+        "the reservation was re-read for fresh URLs"
+    );
     assert_eq!(received(&env), std::fs::read(&ipa).unwrap());
     env.assert_conformant();
 }
@@ -164,13 +225,38 @@ async fn a_duplicate_build_number_fails_with_the_next_number() {
     eventually("COMPLETE", || uploads(&env)[0].state == "COMPLETE").await;
     let e = upload::run(&ctx, &plan(&ipa)).await.unwrap_err();
     assert_eq!(e.exit_code(), 1);
-    assert!(e.message.contains("build 12 of version 1.0 (IOS) was already uploaded"), "{}", e.message);
-    assert!(e.hint.as_deref().unwrap().contains("the next free build number is 13"), "{:?}", e.hint);
-    let skipped = upload::run(&ctx, &UploadPlan { skip_if_exists: true, ..plan(&ipa) }).await.unwrap();
+    assert!(
+        e.message
+            .contains("build 12 of version 1.0 (IOS) was already uploaded"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.hint
+            .as_deref()
+            .unwrap()
+            .contains("the next free build number is 13"),
+        "{:?}",
+        e.hint
+    );
+    let skipped = upload::run(
+        &ctx,
+        &UploadPlan {
+            skip_if_exists: true,
+            ..plan(&ipa)
+        },
+    )
+    .await
+    .unwrap();
     assert!(skipped.skipped);
     assert_eq!(skipped.build_upload_id, uploads(&env)[0].id);
     assert_eq!(uploads(&env).len(), 1);
-    assert_eq!(flightdeck::upload::guard::next(&ctx.api, APP_ID, Some("1.0"), &Platform::Ios).await.unwrap(), "13");
+    assert_eq!(
+        flightdeck::upload::guard::next(&ctx.api, APP_ID, Some("1.0"), &Platform::Ios)
+            .await
+            .unwrap(),
+        "13"
+    );
     env.assert_conformant();
 }
 
@@ -185,9 +271,27 @@ async fn bad_artifacts_exit_2_with_nothing_created() {
         (plan(&env.path("missing.ipa")), "no such file"),
         (plan(&env.path("empty.ipa")), "the file is empty"),
         (plan(&env.path("junk.ipa")), "not a valid .ipa"),
-        (UploadPlan { version: Some("2.0".into()), ..plan(&good) }, "version \"2.0\" disagrees with CFBundleShortVersionString \"1.0\""),
-        (UploadPlan { app: Some(AppRef::BundleId("com.other".into())), ..plan(&good) }, "bundle id \"com.other\" disagrees"),
-        (UploadPlan { app: Some(AppRef::Id("999".into())), ..plan(&good) }, "looking up app 999"),
+        (
+            UploadPlan {
+                version: Some("2.0".into()),
+                ..plan(&good)
+            },
+            "version \"2.0\" disagrees with CFBundleShortVersionString \"1.0\"",
+        ),
+        (
+            UploadPlan {
+                app: Some(AppRef::BundleId("com.other".into())),
+                ..plan(&good)
+            },
+            "bundle id \"com.other\" disagrees",
+        ),
+        (
+            UploadPlan {
+                app: Some(AppRef::Id("999".into())),
+                ..plan(&good)
+            },
+            "looking up app 999",
+        ),
     ];
     for (p, want) in cases {
         let e = upload::run(&ctx, &p).await.unwrap_err();
@@ -196,9 +300,16 @@ async fn bad_artifacts_exit_2_with_nothing_created() {
     }
     assert!(uploads(&env).is_empty(), "nothing was created");
     let other_app = env.path("Other.ipa");
-    flightdeck::artifact::fixture::write_ipa(&other_app, &flightdeck::artifact::fixture::AppSpec::new("com.unknown.app", "1.0", "1")).unwrap();
+    flightdeck::artifact::fixture::write_ipa(
+        &other_app,
+        &flightdeck::artifact::fixture::AppSpec::new("com.unknown.app", "1.0", "1"),
+    )
+    .unwrap();
     let e = upload::run(&ctx, &plan(&other_app)).await.unwrap_err();
-    assert!(e.message.contains("no app with bundle id com.unknown.app"), "{e}");
+    assert!(
+        e.message.contains("no app with bundle id com.unknown.app"),
+        "{e}"
+    );
     assert!(uploads(&env).is_empty());
     env.assert_conformant();
 }

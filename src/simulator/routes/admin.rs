@@ -13,10 +13,13 @@ pub async fn state(sim: S) -> Response {
     let st = sim.lock();
     let uploads: Vec<_> = st.uploads.values().map(|u| json!({"id": u.id, "state": u.state, "version": u.version, "buildNumber": u.build_number, "buildId": u.build_id})).collect();
     let builds: Vec<_> = st.builds.values().map(|b| json!({"id": b.id, "version": b.version, "processingState": b.processing_state, "groups": b.groups})).collect();
-    json_response(200, &json!({
-        "uploads": uploads, "builds": builds, "webhooks": st.webhooks.len(), "deliveries": st.deliveries.len(),
-        "violations": st.violations, "requests": st.log.len(),
-    }))
+    json_response(
+        200,
+        &json!({
+            "uploads": uploads, "builds": builds, "webhooks": st.webhooks.len(), "deliveries": st.deliveries.len(),
+            "violations": st.violations, "requests": st.log.len(),
+        }),
+    )
 }
 
 pub async fn faults(sim: S, Json(f): Json<Faults>) -> Response {
@@ -42,10 +45,22 @@ pub async fn seed_feedback(sim: S, Json(s): Json<SeedFeedback>) -> Response {
     };
     let mut ids = Vec::new();
     for _ in 0..s.crashes {
-        ids.push(crate::simulator::processing::add_feedback(&mut st, &app, &s.build_id, true, now));
+        ids.push(crate::simulator::processing::add_feedback(
+            &mut st,
+            &app,
+            &s.build_id,
+            true,
+            now,
+        ));
     }
     for _ in 0..s.screenshots {
-        ids.push(crate::simulator::processing::add_feedback(&mut st, &app, &s.build_id, false, now));
+        ids.push(crate::simulator::processing::add_feedback(
+            &mut st,
+            &app,
+            &s.build_id,
+            false,
+            now,
+        ));
     }
     json_response(201, &json!({ "ids": ids }))
 }

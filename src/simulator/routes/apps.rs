@@ -20,7 +20,12 @@ pub async fn list(sim: S, q: Q) -> Response {
 pub async fn get(sim: S, id: Id, q: Q) -> Response {
     let st = sim.lock();
     match st.app(&id) {
-        Some(a) => jsonapi::document(200, jsonapi::sparse(st.render_app(a, &sim.base_url), fields(&q, "apps").as_ref()), vec![], &format!("{}/v1/apps/{}", sim.base_url, a.id)),
+        Some(a) => jsonapi::document(
+            200,
+            jsonapi::sparse(st.render_app(a, &sim.base_url), fields(&q, "apps").as_ref()),
+            vec![],
+            &format!("{}/v1/apps/{}", sim.base_url, a.id),
+        ),
         None => jsonapi::not_found("apps", &id),
     }
 }

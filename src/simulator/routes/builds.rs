@@ -9,13 +9,23 @@ fn version_key(v: &str) -> Vec<u64> {
     v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
 }
 
-fn included(sim: &crate::simulator::Sim, st: &crate::simulator::state::State, b: &BuildRec, q: &jsonapi::Query) -> Vec<Value> {
-    let inc: Vec<&str> = param(q, "include").map(|v| v.split(',').collect()).unwrap_or_default();
+fn included(
+    sim: &crate::simulator::Sim,
+    st: &crate::simulator::state::State,
+    b: &BuildRec,
+    q: &jsonapi::Query,
+) -> Vec<Value> {
+    let inc: Vec<&str> = param(q, "include")
+        .map(|v| v.split(',').collect())
+        .unwrap_or_default();
     let mut out = Vec::new();
     if inc.contains(&"app")
         && let Some(a) = st.app(&b.app_id)
     {
-        out.push(jsonapi::sparse(st.render_app(a, &sim.base_url), jsonapi::fields(q, "apps").as_ref()));
+        out.push(jsonapi::sparse(
+            st.render_app(a, &sim.base_url),
+            jsonapi::fields(q, "apps").as_ref(),
+        ));
     }
     if inc.contains(&"buildUpload")
         && let Some(u) = st.uploads.get(&b.upload_id)
@@ -43,7 +53,11 @@ pub async fn list(sim: S, q: Q) -> Response {
         .filter(|b| versions.as_ref().is_none_or(|v| v.contains(&b.version)))
         .filter(|b| short.as_ref().is_none_or(|v| v.contains(&b.short_version)))
         .filter(|b| platforms.as_ref().is_none_or(|v| v.contains(&b.platform)))
-        .filter(|b| states.as_ref().is_none_or(|v| v.contains(&b.processing_state)))
+        .filter(|b| {
+            states
+                .as_ref()
+                .is_none_or(|v| v.contains(&b.processing_state))
+        })
         .filter(|b| ids.as_ref().is_none_or(|v| v.contains(&b.id)))
         .collect();
     match param(&q, "sort") {
@@ -70,7 +84,12 @@ pub async fn list(sim: S, q: Q) -> Response {
 pub async fn get(sim: S, id: Id, q: Q) -> Response {
     let st = sim.lock();
     match st.builds.get(&*id) {
-        Some(b) => jsonapi::document(200, st.render_build(b, &sim.base_url), included(&sim, &st, b, &q), &format!("{}/v1/builds/{}", sim.base_url, b.id)),
+        Some(b) => jsonapi::document(
+            200,
+            st.render_build(b, &sim.base_url),
+            included(&sim, &st, b, &q),
+            &format!("{}/v1/builds/{}", sim.base_url, b.id),
+        ),
         None => not_found("builds", &id),
     }
 }
@@ -78,10 +97,16 @@ pub async fn get(sim: S, id: Id, q: Q) -> Response {
 pub async fn update(sim: S, id: Id, bytes: Bytes) -> Response {
     let doc = body(&bytes);
     let mut st = sim.lock();
-    let Some(b) = st.builds.get_mut(&*id) else { return not_found("builds", &id) };
+    let Some(b) = st.builds.get_mut(&*id) else {
+        return not_found("builds", &id);
+    };
     if let Some(v) = doc["data"]["attributes"]["usesNonExemptEncryption"].as_bool() {
         if b.uses_non_exempt_encryption.is_some() && b.uses_non_exempt_encryption != Some(v) {
-            return conflict("ENTITY_ERROR.ATTRIBUTE.INVALID", "Export compliance was already answered for this build.", Some("/data/attributes/usesNonExemptEncryption"));
+            return conflict(
+                "ENTITY_ERROR.ATTRIBUTE.INVALID",
+                "Export compliance was already answered for this build.",
+                Some("/data/attributes/usesNonExemptEncryption"),
+            );
         }
         b.uses_non_exempt_encryption = Some(v);
         if b.processing_state == "VALID" && b.internal_state == "MISSING_EXPORT_COMPLIANCE" {
@@ -90,5 +115,10 @@ pub async fn update(sim: S, id: Id, bytes: Bytes) -> Response {
         }
     }
     let b = b.clone();
-    jsonapi::document(200, st.render_build(&b, &sim.base_url), vec![], &format!("{}/v1/builds/{}", sim.base_url, b.id))
+    jsonapi::document(
+        200,
+        st.render_build(&b, &sim.base_url),
+        vec![],
+        &format!("{}/v1/builds/{}", sim.base_url, b.id),
+    )
 }

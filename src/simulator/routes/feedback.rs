@@ -24,7 +24,10 @@ fn list(sim: &S, app: &str, q: &jsonapi::Query, crash: bool, path: &str) -> Resp
         items.sort_by_key(|f| std::cmp::Reverse(f.seq));
     }
     let now = sim.now();
-    let data = items.iter().map(|f| st.render_feedback(f, &sim.base_url, now)).collect();
+    let data = items
+        .iter()
+        .map(|f| st.render_feedback(f, &sim.base_url, now))
+        .collect();
     page(data, vec![], q, &sim.base_url, path)
 }
 
@@ -40,9 +43,18 @@ pub async fn list_screenshots(sim: S, id: Id, q: Q) -> Response {
 
 fn get_one(sim: &S, id: &str, crash: bool) -> Response {
     let st = sim.lock();
-    let kind = if crash { "betaFeedbackCrashSubmissions" } else { "betaFeedbackScreenshotSubmissions" };
+    let kind = if crash {
+        "betaFeedbackCrashSubmissions"
+    } else {
+        "betaFeedbackScreenshotSubmissions"
+    };
     match st.feedback.iter().find(|f| f.id == id && f.crash == crash) {
-        Some(f) => jsonapi::document(200, st.render_feedback(f, &sim.base_url, sim.now()), vec![], &format!("{}/v1/{kind}/{id}", sim.base_url)),
+        Some(f) => jsonapi::document(
+            200,
+            st.render_feedback(f, &sim.base_url, sim.now()),
+            vec![],
+            &format!("{}/v1/{kind}/{id}", sim.base_url),
+        ),
         None => not_found(kind, id),
     }
 }
@@ -63,7 +75,10 @@ pub async fn crash_log(sim: S, id: Id) -> Response {
             json!({"type": "betaCrashLogs", "id": format!("{}-log", f.id), "attributes": {"logText": f.crash_log.clone().unwrap_or_default()},
                    "links": {"self": format!("{}/v1/betaCrashLogs/{}-log", sim.base_url, f.id)}}),
             vec![],
-            &format!("{}/v1/betaFeedbackCrashSubmissions/{}/crashLog", sim.base_url, f.id),
+            &format!(
+                "{}/v1/betaFeedbackCrashSubmissions/{}/crashLog",
+                sim.base_url, f.id
+            ),
         ),
         None => not_found("betaFeedbackCrashSubmissions", &id),
     }
@@ -71,17 +86,29 @@ pub async fn crash_log(sim: S, id: Id) -> Response {
 
 /// A 1x1 PNG, the stand-in for a tester's screenshot.
 pub const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
-    0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf,
-    0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60,
-    0x82,
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
-pub async fn image(sim: S, Path((id, _n)): Path<(String, String)>, q: Q, headers: axum::http::HeaderMap) -> Response {
+pub async fn image(
+    sim: S,
+    Path((id, _n)): Path<(String, String)>,
+    q: Q,
+    headers: axum::http::HeaderMap,
+) -> Response {
     if headers.contains_key("authorization") {
-        return (axum::http::StatusCode::BAD_REQUEST, "screenshot URLs are presigned; send no Authorization header").into_response();
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "screenshot URLs are presigned; send no Authorization header",
+        )
+            .into_response();
     }
-    let expires: i64 = param(&q, "expires").and_then(|e| e.parse().ok()).unwrap_or(0);
+    let expires: i64 = param(&q, "expires")
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
     if expires <= sim.now().as_second() {
         return (axum::http::StatusCode::FORBIDDEN, "Request has expired").into_response();
     }

@@ -15,14 +15,25 @@ fn valid_url(u: &str) -> bool {
 pub async fn create(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
     let a = &doc["data"]["attributes"];
-    let app_id = doc["data"]["relationships"]["app"]["data"]["id"].as_str().unwrap_or_default().to_string();
+    let app_id = doc["data"]["relationships"]["app"]["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let url = a["url"].as_str().unwrap_or_default().to_string();
     if !valid_url(&url) {
-        return conflict("ENTITY_ERROR.ATTRIBUTE.INVALID", &format!("'{url}' is not a valid URL."), Some("/data/attributes/url"));
+        return conflict(
+            "ENTITY_ERROR.ATTRIBUTE.INVALID",
+            &format!("'{url}' is not a valid URL."),
+            Some("/data/attributes/url"),
+        );
     }
     let mut st = sim.lock();
     if st.app(&app_id).is_none() {
-        return conflict("ENTITY_ERROR.RELATIONSHIP.INVALID", &format!("There is no app with id '{app_id}'"), Some("/data/relationships/app"));
+        return conflict(
+            "ENTITY_ERROR.RELATIONSHIP.INVALID",
+            &format!("There is no app with id '{app_id}'"),
+            Some("/data/relationships/app"),
+        );
     }
     let h = Hook {
         id: uuid(),
@@ -31,7 +42,12 @@ pub async fn create(sim: S, bytes: Bytes) -> Response {
         url,
         secret: a["secret"].as_str().unwrap_or_default().into(),
         enabled: a["enabled"].as_bool().unwrap_or(true),
-        event_types: a["eventTypes"].as_array().into_iter().flatten().filter_map(|e| e.as_str().map(str::to_string)).collect(),
+        event_types: a["eventTypes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str().map(str::to_string))
+            .collect(),
     };
     let r = st.render_hook(&h, &sim.base_url);
     let link = format!("{}/v1/webhooks/{}", sim.base_url, h.id);
@@ -42,7 +58,12 @@ pub async fn create(sim: S, bytes: Bytes) -> Response {
 pub async fn get(sim: S, id: Id) -> Response {
     let st = sim.lock();
     match st.webhooks.get(&*id) {
-        Some(h) => jsonapi::document(200, st.render_hook(h, &sim.base_url), vec![], &format!("{}/v1/webhooks/{}", sim.base_url, h.id)),
+        Some(h) => jsonapi::document(
+            200,
+            st.render_hook(h, &sim.base_url),
+            vec![],
+            &format!("{}/v1/webhooks/{}", sim.base_url, h.id),
+        ),
         None => not_found("webhooks", &id),
     }
 }
@@ -51,10 +72,16 @@ pub async fn update(sim: S, id: Id, bytes: Bytes) -> Response {
     let doc = body(&bytes);
     let a = &doc["data"]["attributes"];
     let mut st = sim.lock();
-    let Some(h) = st.webhooks.get_mut(&*id) else { return not_found("webhooks", &id) };
+    let Some(h) = st.webhooks.get_mut(&*id) else {
+        return not_found("webhooks", &id);
+    };
     if let Some(u) = a["url"].as_str() {
         if !valid_url(u) {
-            return conflict("ENTITY_ERROR.ATTRIBUTE.INVALID", &format!("'{u}' is not a valid URL."), Some("/data/attributes/url"));
+            return conflict(
+                "ENTITY_ERROR.ATTRIBUTE.INVALID",
+                &format!("'{u}' is not a valid URL."),
+                Some("/data/attributes/url"),
+            );
         }
         h.url = u.into();
     }
@@ -68,10 +95,18 @@ pub async fn update(sim: S, id: Id, bytes: Bytes) -> Response {
         h.enabled = v;
     }
     if let Some(v) = a["eventTypes"].as_array() {
-        h.event_types = v.iter().filter_map(|e| e.as_str().map(str::to_string)).collect();
+        h.event_types = v
+            .iter()
+            .filter_map(|e| e.as_str().map(str::to_string))
+            .collect();
     }
     let h = h.clone();
-    jsonapi::document(200, st.render_hook(&h, &sim.base_url), vec![], &format!("{}/v1/webhooks/{}", sim.base_url, h.id))
+    jsonapi::document(
+        200,
+        st.render_hook(&h, &sim.base_url),
+        vec![],
+        &format!("{}/v1/webhooks/{}", sim.base_url, h.id),
+    )
 }
 
 pub async fn delete(sim: S, id: Id) -> Response {
@@ -86,8 +121,19 @@ pub async fn list(sim: S, id: Id, q: Q) -> Response {
     if st.app(&id).is_none() {
         return not_found("apps", &id);
     }
-    let items = st.webhooks.values().filter(|h| h.app_id == *id).map(|h| st.render_hook(h, &sim.base_url)).collect();
-    page(items, vec![], &q, &sim.base_url, &format!("/v1/apps/{}/webhooks", *id))
+    let items = st
+        .webhooks
+        .values()
+        .filter(|h| h.app_id == *id)
+        .map(|h| st.render_hook(h, &sim.base_url))
+        .collect();
+    page(
+        items,
+        vec![],
+        &q,
+        &sim.base_url,
+        &format!("/v1/apps/{}/webhooks", *id),
+    )
 }
 
 pub async fn deliveries(sim: S, id: Id, q: Q) -> Response {
@@ -96,16 +142,19 @@ pub async fn deliveries(sim: S, id: Id, q: Q) -> Response {
         return not_found("webhooks", &id);
     }
     let states = filter(&q, "deliveryState");
-    let mut ds: Vec<_> = st.deliveries.iter().filter(|d| d.webhook_id == *id).filter(|d| states.as_ref().is_none_or(|s| s.contains(&d.state))).collect();
+    let mut ds: Vec<_> = st
+        .deliveries
+        .iter()
+        .filter(|d| d.webhook_id == *id)
+        .filter(|d| states.as_ref().is_none_or(|s| s.contains(&d.state)))
+        .collect();
     ds.sort_by_key(|d| std::cmp::Reverse(d.seq));
     let include_events = param(&q, "include").is_some_and(|i| i.split(',').any(|x| x == "event"));
     let mut included = Vec::new();
     let items = ds
         .iter()
         .map(|d| {
-            if include_events
-                && let Some(e) = st.events.get(&d.event_id)
-            {
+            if include_events && let Some(e) = st.events.get(&d.event_id) {
                 let r = st.render_event(e);
                 if !included.contains(&r) {
                     included.push(r);
@@ -114,37 +163,87 @@ pub async fn deliveries(sim: S, id: Id, q: Q) -> Response {
             st.render_delivery(d, &sim.base_url)
         })
         .collect();
-    page(items, included, &q, &sim.base_url, &format!("/v1/webhooks/{}/deliveries", *id))
+    page(
+        items,
+        included,
+        &q,
+        &sim.base_url,
+        &format!("/v1/webhooks/{}/deliveries", *id),
+    )
 }
 
 pub async fn redeliver(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
-    let template = doc["data"]["relationships"]["template"]["data"]["id"].as_str().unwrap_or_default().to_string();
-    let found = sim.lock().deliveries.iter().find(|d| d.id == template).map(|d| (d.webhook_id.clone(), d.event_id.clone()));
+    let template = doc["data"]["relationships"]["template"]["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let found = sim
+        .lock()
+        .deliveries
+        .iter()
+        .find(|d| d.id == template)
+        .map(|d| (d.webhook_id.clone(), d.event_id.clone()));
     let Some((hook, event)) = found else {
-        return conflict("ENTITY_ERROR.RELATIONSHIP.INVALID", &format!("There is no delivery '{template}'."), Some("/data/relationships/template"));
+        return conflict(
+            "ENTITY_ERROR.RELATIONSHIP.INVALID",
+            &format!("There is no delivery '{template}'."),
+            Some("/data/relationships/template"),
+        );
     };
     let id = webhooks::queue(&sim, &hook, &event, true);
     let st = sim.lock();
     let d = st.deliveries.iter().find(|d| d.id == id).cloned();
     match d {
-        Some(d) => jsonapi::document(201, st.render_delivery(&d, &sim.base_url), vec![], &format!("{}/v1/webhookDeliveries/{}", sim.base_url, d.id)),
-        None => jsonapi::error(500, "INTERNAL_ERROR", "Delivery vanished.", "The redelivery could not be recorded."),
+        Some(d) => jsonapi::document(
+            201,
+            st.render_delivery(&d, &sim.base_url),
+            vec![],
+            &format!("{}/v1/webhookDeliveries/{}", sim.base_url, d.id),
+        ),
+        None => jsonapi::error(
+            500,
+            "INTERNAL_ERROR",
+            "Delivery vanished.",
+            "The redelivery could not be recorded.",
+        ),
     }
 }
 
 pub async fn ping(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
-    let hook = doc["data"]["relationships"]["webhook"]["data"]["id"].as_str().unwrap_or_default().to_string();
+    let hook = doc["data"]["relationships"]["webhook"]["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if !sim.lock().webhooks.contains_key(&hook) {
-        return conflict("ENTITY_ERROR.RELATIONSHIP.INVALID", &format!("There is no webhook '{hook}'."), Some("/data/relationships/webhook"));
+        return conflict(
+            "ENTITY_ERROR.RELATIONSHIP.INVALID",
+            &format!("There is no webhook '{hook}'."),
+            Some("/data/relationships/webhook"),
+        );
     }
     let event_id = uuid();
     let now = sim.now();
     let payload = json!({"data": {"type": "webhookPingCreated", "id": event_id, "version": 1,
-                                  "attributes": {"timestamp": crate::simulator::state::ts(now)}}}).to_string();
-    sim.lock().events.insert(event_id.clone(), EventRec { id: event_id.clone(), event_type: String::new(), payload, ping: true, created: now });
+                                  "attributes": {"timestamp": crate::simulator::state::ts(now)}}})
+    .to_string();
+    sim.lock().events.insert(
+        event_id.clone(),
+        EventRec {
+            id: event_id.clone(),
+            event_type: String::new(),
+            payload,
+            ping: true,
+            created: now,
+        },
+    );
     webhooks::queue(&sim, &hook, &event_id, false);
     let id = uuid();
-    jsonapi::document(201, json!({"type": "webhookPings", "id": id, "links": {"self": format!("{}/v1/webhookPings/{id}", sim.base_url)}}), vec![], &format!("{}/v1/webhookPings/{id}", sim.base_url))
+    jsonapi::document(
+        201,
+        json!({"type": "webhookPings", "id": id, "links": {"self": format!("{}/v1/webhookPings/{id}", sim.base_url)}}),
+        vec![],
+        &format!("{}/v1/webhookPings/{id}", sim.base_url),
+    )
 }

@@ -28,33 +28,81 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/v1/apps/{id}", get(apps::get))
         .route("/v1/apps/{id}/buildUploads", get(uploads::list_for_app))
         .route("/v1/buildUploads", post(uploads::create))
-        .route("/v1/buildUploads/{id}", get(uploads::get).delete(uploads::delete))
-        .route("/v1/buildUploads/{id}/buildUploadFiles", get(uploads::files))
+        .route(
+            "/v1/buildUploads/{id}",
+            get(uploads::get).delete(uploads::delete),
+        )
+        .route(
+            "/v1/buildUploads/{id}/buildUploadFiles",
+            get(uploads::files),
+        )
         .route("/v1/buildUploadFiles", post(uploads::reserve))
-        .route("/v1/buildUploadFiles/{id}", get(uploads::get_file).patch(uploads::commit))
+        .route(
+            "/v1/buildUploadFiles/{id}",
+            get(uploads::get_file).patch(uploads::commit),
+        )
         .route("/v1/builds", get(builds::list))
         .route("/v1/builds/{id}", get(builds::get).patch(builds::update))
-        .route("/v1/builds/{id}/relationships/betaGroups", post(testflight::add_groups))
+        .route(
+            "/v1/builds/{id}/relationships/betaGroups",
+            post(testflight::add_groups),
+        )
         .route("/v1/apps/{id}/betaGroups", get(testflight::groups))
-        .route("/v1/betaBuildLocalizations", post(testflight::create_localization))
-        .route("/v1/betaBuildLocalizations/{id}", patch(testflight::update_localization))
-        .route("/v1/builds/{id}/betaBuildLocalizations", get(testflight::list_localizations))
+        .route(
+            "/v1/betaBuildLocalizations",
+            post(testflight::create_localization),
+        )
+        .route(
+            "/v1/betaBuildLocalizations/{id}",
+            patch(testflight::update_localization),
+        )
+        .route(
+            "/v1/builds/{id}/betaBuildLocalizations",
+            get(testflight::list_localizations),
+        )
         .route("/v1/betaAppReviewSubmissions", post(testflight::submit))
-        .route("/v1/builds/{id}/buildBetaDetail", get(testflight::beta_detail))
-        .route("/v1/buildBetaDetails/{id}", patch(testflight::update_beta_detail))
+        .route(
+            "/v1/builds/{id}/buildBetaDetail",
+            get(testflight::beta_detail),
+        )
+        .route(
+            "/v1/buildBetaDetails/{id}",
+            patch(testflight::update_beta_detail),
+        )
         .route("/v1/buildBetaNotifications", post(testflight::notify))
         .route("/v1/webhooks", post(hooks::create))
-        .route("/v1/webhooks/{id}", get(hooks::get).patch(hooks::update).delete(hooks::delete))
+        .route(
+            "/v1/webhooks/{id}",
+            get(hooks::get).patch(hooks::update).delete(hooks::delete),
+        )
         .route("/v1/apps/{id}/webhooks", get(hooks::list))
         .route("/v1/webhooks/{id}/deliveries", get(hooks::deliveries))
         .route("/v1/webhookDeliveries", post(hooks::redeliver))
         .route("/v1/webhookPings", post(hooks::ping))
-        .route("/v1/apps/{id}/betaFeedbackCrashSubmissions", get(feedback::list_crashes))
-        .route("/v1/apps/{id}/betaFeedbackScreenshotSubmissions", get(feedback::list_screenshots))
-        .route("/v1/betaFeedbackCrashSubmissions/{id}", get(feedback::get_crash))
-        .route("/v1/betaFeedbackScreenshotSubmissions/{id}", get(feedback::get_screenshot))
-        .route("/v1/betaFeedbackCrashSubmissions/{id}/crashLog", get(feedback::crash_log))
-        .route_layer(axum::middleware::from_fn_with_state(sim.clone(), super::middleware::api));
+        .route(
+            "/v1/apps/{id}/betaFeedbackCrashSubmissions",
+            get(feedback::list_crashes),
+        )
+        .route(
+            "/v1/apps/{id}/betaFeedbackScreenshotSubmissions",
+            get(feedback::list_screenshots),
+        )
+        .route(
+            "/v1/betaFeedbackCrashSubmissions/{id}",
+            get(feedback::get_crash),
+        )
+        .route(
+            "/v1/betaFeedbackScreenshotSubmissions/{id}",
+            get(feedback::get_screenshot),
+        )
+        .route(
+            "/v1/betaFeedbackCrashSubmissions/{id}/crashLog",
+            get(feedback::crash_log),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            super::middleware::api,
+        ));
     let raw = Router::new()
         .route("/_upload/{file}/{part}", put(parts::put))
         .route("/_sim/sink", put(parts::sink))
@@ -70,7 +118,15 @@ pub fn router(sim: Arc<Sim>) -> Router {
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
-    jsonapi::error(404, "NOT_FOUND", "The specified resource does not exist", &format!("The path provided does not match a defined resource type: {}", uri.path()))
+    jsonapi::error(
+        404,
+        "NOT_FOUND",
+        "The specified resource does not exist",
+        &format!(
+            "The path provided does not match a defined resource type: {}",
+            uri.path()
+        ),
+    )
 }
 
 /// The request body as JSON (the middleware already checked it against the schema).

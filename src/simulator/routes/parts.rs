@@ -14,49 +14,102 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>");
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
     (status, [("content-type", "application/xml")], xml).into_response()
 }
 
-pub async fn put(sim: S, Path((file_id, part)): Path<(String, u64)>, q: Q, headers: HeaderMap, body: Body) -> Response {
+pub async fn put(
+    sim: S,
+    Path((file_id, part)): Path<(String, u64)>,
+    q: Q,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let path = format!("/_upload/{file_id}/{part}");
     let resp = put_part(&sim, &file_id, part, &q, &headers, body).await;
-    sim.lock().log.push(crate::simulator::state::Logged { method: "PUT".into(), path, status: resp.status().as_u16() });
+    sim.lock().log.push(crate::simulator::state::Logged {
+        method: "PUT".into(),
+        path,
+        status: resp.status().as_u16(),
+    });
     resp
 }
 
 /// A response whose body breaks: to the client, a connection dropped mid-reply.
 fn dropped() -> Response {
-    let stream = futures_util::stream::once(async { Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("fault: connection dropped")) });
+    let stream = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("fault: connection dropped"))
+    });
     let mut r = Response::new(Body::from_stream(stream));
     *r.status_mut() = StatusCode::BAD_GATEWAY;
-    r.headers_mut().insert("content-length", axum::http::HeaderValue::from_static("100"));
+    r.headers_mut().insert(
+        "content-length",
+        axum::http::HeaderValue::from_static("100"),
+    );
     r
 }
 
-async fn put_part(sim: &S, file_id: &str, part: u64, q: &crate::simulator::jsonapi::Query, headers: &HeaderMap, body: Body) -> Response {
+async fn put_part(
+    sim: &S,
+    file_id: &str,
+    part: u64,
+    q: &crate::simulator::jsonapi::Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     if headers.contains_key("authorization") {
-        return s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", "Only one auth mechanism allowed; the URL is presigned, do not send an Authorization header");
+        return s3_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "Only one auth mechanism allowed; the URL is presigned, do not send an Authorization header",
+        );
     }
-    let expires: i64 = param(q, "expires").and_then(|e| e.parse().ok()).unwrap_or(0);
+    let expires: i64 = param(q, "expires")
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
     if param(q, "sig") != Some(part_signature(file_id, part, expires, &sim.url_secret).as_str()) {
-        return s3_error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided");
+        return s3_error(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided",
+        );
     }
     if expires <= sim.now().as_second() {
         return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
     }
     let (offset, length, spool) = {
         let st = sim.lock();
-        let Some(f) = st.files.get(file_id) else { return s3_error(StatusCode::NOT_FOUND, "NoSuchUpload", "The specified upload does not exist") };
+        let Some(f) = st.files.get(file_id) else {
+            return s3_error(
+                StatusCode::NOT_FOUND,
+                "NoSuchUpload",
+                "The specified upload does not exist",
+            );
+        };
         if f.state != "AWAITING_UPLOAD" {
-            return s3_error(StatusCode::CONFLICT, "InvalidState", "The file was already committed");
+            return s3_error(
+                StatusCode::CONFLICT,
+                "InvalidState",
+                "The file was already committed",
+            );
         }
-        let Some(p) = f.parts.iter().find(|p| p.number == part) else { return s3_error(StatusCode::NOT_FOUND, "NoSuchPart", "No such part") };
+        let Some(p) = f.parts.iter().find(|p| p.number == part) else {
+            return s3_error(StatusCode::NOT_FOUND, "NoSuchPart", "No such part");
+        };
         (p.offset, p.length, f.spool.clone())
     };
-    let declared: Option<u64> = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let declared: Option<u64> = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     if declared.is_some_and(|d| d != length) {
-        return s3_error(StatusCode::BAD_REQUEST, "InvalidRequest", &format!("Content-Length must be {length} for this part"));
+        return s3_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            &format!("Content-Length must be {length} for this part"),
+        );
     }
     let fault = sim.faults.next(Scope::Part);
     let slow = sim.faults.get().part_slow_ms;
@@ -64,7 +117,11 @@ async fn put_part(sim: &S, file_id: &str, part: u64, q: &crate::simulator::jsona
         tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
     }
     if fault == Some(Fault::ServerError) {
-        return s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "We encountered an internal error. Please try again. (injected)");
+        return s3_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "We encountered an internal error. Please try again. (injected)",
+        );
     }
     let cut_at = (fault == Some(Fault::Drop)).then_some(length / 2);
     let written = match write_at(&spool, offset, length, body, cut_at).await {
@@ -73,12 +130,23 @@ async fn put_part(sim: &S, file_id: &str, part: u64, q: &crate::simulator::jsona
         Err(e) => return s3_error(StatusCode::BAD_REQUEST, "IncompleteBody", &e),
     };
     if written != length {
-        return s3_error(StatusCode::BAD_REQUEST, "IncompleteBody", &format!("received {written} of {length} bytes"));
+        return s3_error(
+            StatusCode::BAD_REQUEST,
+            "IncompleteBody",
+            &format!("received {written} of {length} bytes"),
+        );
     }
-    let etag = format!("\"{}\"", &part_signature(file_id, part, written as i64, "etag")[..32].to_uppercase());
+    let etag = format!(
+        "\"{}\"",
+        &part_signature(file_id, part, written as i64, "etag")[..32].to_uppercase()
+    );
     {
         let mut st = sim.lock();
-        if let Some(p) = st.files.get_mut(file_id).and_then(|f| f.parts.iter_mut().find(|p| p.number == part)) {
+        if let Some(p) = st
+            .files
+            .get_mut(file_id)
+            .and_then(|f| f.parts.iter_mut().find(|p| p.number == part))
+        {
             p.etag = Some(etag.trim_matches('"').to_string());
         }
     }
@@ -87,9 +155,21 @@ async fn put_part(sim: &S, file_id: &str, part: u64, q: &crate::simulator::jsona
 
 /// Stream the body into the spool file at `offset`; `cut_at` simulates a
 /// connection dropped after that many bytes.
-async fn write_at(spool: &std::path::Path, offset: u64, length: u64, body: Body, cut_at: Option<u64>) -> Result<u64, String> {
-    let mut f = tokio::fs::OpenOptions::new().write(true).open(spool).await.map_err(|e| e.to_string())?;
-    f.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| e.to_string())?;
+async fn write_at(
+    spool: &std::path::Path,
+    offset: u64,
+    length: u64,
+    body: Body,
+    cut_at: Option<u64>,
+) -> Result<u64, String> {
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(spool)
+        .await
+        .map_err(|e| e.to_string())?;
+    f.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut stream = body.into_data_stream();
     let mut n = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -112,10 +192,18 @@ async fn write_at(spool: &std::path::Path, offset: u64, length: u64, body: Body,
 /// A raw sink on the same machinery (disk write), for comparing flightdeck
 /// with `curl -T` in the benchmark.
 pub async fn sink(sim: S, headers: HeaderMap, body: Body) -> Response {
-    let length: u64 = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+    let length: u64 = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
     let path = sim.spool.join("sink.bin");
     if let Err(e) = tokio::fs::File::create(&path).await {
-        return s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string());
+        return s3_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            &e.to_string(),
+        );
     }
     match write_at(&path, 0, length, body, None).await {
         Ok(n) => (StatusCode::OK, format!("{n}\n")).into_response(),

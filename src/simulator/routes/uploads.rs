@@ -8,10 +8,17 @@ use axum::response::Response;
 use serde_json::Value;
 
 fn includes(q: &crate::simulator::jsonapi::Query) -> Vec<String> {
-    param(q, "include").map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default()
+    param(q, "include")
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
-fn with_included(sim: &crate::simulator::Sim, st: &crate::simulator::state::State, u: &Upload, inc: &[String]) -> Vec<Value> {
+fn with_included(
+    sim: &crate::simulator::Sim,
+    st: &crate::simulator::state::State,
+    u: &Upload,
+    inc: &[String],
+) -> Vec<Value> {
     let mut out = Vec::new();
     if inc.iter().any(|i| i == "build")
         && let Some(b) = u.build_id.as_ref().and_then(|b| st.builds.get(b))
@@ -54,30 +61,55 @@ pub async fn list_for_app(sim: S, id: Id, q: Q) -> Response {
             st.render_upload(u, &sim.base_url)
         })
         .collect();
-    page(items, included, &q, &sim.base_url, &format!("/v1/apps/{}/buildUploads", *id))
+    page(
+        items,
+        included,
+        &q,
+        &sim.base_url,
+        &format!("/v1/apps/{}/buildUploads", *id),
+    )
 }
 
 pub async fn create(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
     let a = &doc["data"]["attributes"];
-    let app_id = doc["data"]["relationships"]["app"]["data"]["id"].as_str().unwrap_or_default().to_string();
+    let app_id = doc["data"]["relationships"]["app"]["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let (version, build, platform) = (
-        a["cfBundleShortVersionString"].as_str().unwrap_or_default().to_string(),
-        a["cfBundleVersion"].as_str().unwrap_or_default().to_string(),
+        a["cfBundleShortVersionString"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        a["cfBundleVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         a["platform"].as_str().unwrap_or_default().to_string(),
     );
     let now = sim.now();
     let mut st = sim.lock();
     if st.app(&app_id).is_none() {
-        return conflict("ENTITY_ERROR.RELATIONSHIP.INVALID", &format!("There is no app with id '{app_id}'"), Some("/data/relationships/app"));
+        return conflict(
+            "ENTITY_ERROR.RELATIONSHIP.INVALID",
+            &format!("There is no app with id '{app_id}'"),
+            Some("/data/relationships/app"),
+        );
     }
     let taken = st.uploads.values().any(|u| {
-        u.app_id == app_id && u.platform == platform && u.version == version && u.build_number == build && u.state != "FAILED"
+        u.app_id == app_id
+            && u.platform == platform
+            && u.version == version
+            && u.build_number == build
+            && u.state != "FAILED"
     });
     if taken {
         return conflict(
             "ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE",
-            &format!("The bundle version {build} has already been used for version {version}. Upload a build with a higher bundle version (CFBundleVersion)."),
+            &format!(
+                "The bundle version {build} has already been used for version {version}. Upload a build with a higher bundle version (CFBundleVersion)."
+            ),
             Some("/data/attributes/cfBundleVersion"),
         );
     }
@@ -108,7 +140,12 @@ pub async fn get(sim: S, id: Id, q: Q) -> Response {
     match st.uploads.get(&*id) {
         Some(u) => {
             let inc = with_included(&sim, &st, u, &includes(&q));
-            jsonapi::document(200, st.render_upload(u, &sim.base_url), inc, &format!("{}/v1/buildUploads/{}", sim.base_url, u.id))
+            jsonapi::document(
+                200,
+                st.render_upload(u, &sim.base_url),
+                inc,
+                &format!("{}/v1/buildUploads/{}", sim.base_url, u.id),
+            )
         }
         None => not_found("buildUploads", &id),
     }
@@ -132,14 +169,28 @@ pub async fn files(sim: S, id: Id, q: Q) -> Response {
     if !st.uploads.contains_key(&*id) {
         return not_found("buildUploads", &id);
     }
-    let items = st.files.values().filter(|f| f.upload_id == *id).map(|f| st.render_file(f, &sim.base_url, &sim.url_secret)).collect();
-    page(items, vec![], &q, &sim.base_url, &format!("/v1/buildUploads/{}/buildUploadFiles", *id))
+    let items = st
+        .files
+        .values()
+        .filter(|f| f.upload_id == *id)
+        .map(|f| st.render_file(f, &sim.base_url, &sim.url_secret))
+        .collect();
+    page(
+        items,
+        vec![],
+        &q,
+        &sim.base_url,
+        &format!("/v1/buildUploads/{}/buildUploadFiles", *id),
+    )
 }
 
 pub async fn reserve(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
     let a = &doc["data"]["attributes"];
-    let upload_id = doc["data"]["relationships"]["buildUpload"]["data"]["id"].as_str().unwrap_or_default().to_string();
+    let upload_id = doc["data"]["relationships"]["buildUpload"]["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let (name, size, uti, asset) = (
         a["fileName"].as_str().unwrap_or_default().to_string(),
         a["fileSize"].as_u64().unwrap_or(0),
@@ -147,43 +198,96 @@ pub async fn reserve(sim: S, bytes: Bytes) -> Response {
         a["assetType"].as_str().unwrap_or_default(),
     );
     if asset != "ASSET" {
-        return conflict("ENTITY_ERROR.ATTRIBUTE.INVALID", "Only ASSET files are accepted for build uploads by this simulator.", Some("/data/attributes/assetType"));
+        return conflict(
+            "ENTITY_ERROR.ATTRIBUTE.INVALID",
+            "Only ASSET files are accepted for build uploads by this simulator.",
+            Some("/data/attributes/assetType"),
+        );
     }
-    let ext_ok = (uti == "com.apple.ipa" && name.ends_with(".ipa")) || (uti == "com.apple.pkg" && name.ends_with(".pkg"));
+    let ext_ok = (uti == "com.apple.ipa" && name.ends_with(".ipa"))
+        || (uti == "com.apple.pkg" && name.ends_with(".pkg"));
     if !ext_ok {
-        return conflict("ENTITY_ERROR.ATTRIBUTE.INVALID", &format!("The uti '{uti}' does not match the file name '{name}'."), Some("/data/attributes/uti"));
+        return conflict(
+            "ENTITY_ERROR.ATTRIBUTE.INVALID",
+            &format!("The uti '{uti}' does not match the file name '{name}'."),
+            Some("/data/attributes/uti"),
+        );
     }
     let cfg = sim.cfg();
     let now = sim.now().as_second();
     let file_id = uuid();
     let dir = sim.spool.join(&file_id);
     let spool = dir.join(&name);
-    let made = std::fs::create_dir_all(&dir).and_then(|_| std::fs::File::create(&spool)).and_then(|f| f.set_len(size));
+    let made = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::File::create(&spool))
+        .and_then(|f| f.set_len(size));
     if let Err(e) = made {
-        return jsonapi::error(500, "INTERNAL_ERROR", "The simulator could not reserve storage.", &e.to_string());
+        return jsonapi::error(
+            500,
+            "INTERNAL_ERROR",
+            "The simulator could not reserve storage.",
+            &e.to_string(),
+        );
     }
     let mut parts = Vec::new();
     let mut offset = 0;
     let mut number = 1;
     while offset < size {
         let length = cfg.part_size.min(size - offset);
-        let expires = if sim.faults.expire_url() { now - 60 } else { now + cfg.url_ttl.as_secs() as i64 };
-        parts.push(Part { number, offset, length, expires, etag: None });
+        let expires = if sim.faults.expire_url() {
+            now - 60
+        } else {
+            now + cfg.url_ttl.as_secs() as i64
+        };
+        parts.push(Part {
+            number,
+            offset,
+            length,
+            expires,
+            etag: None,
+        });
         offset += length;
         number += 1;
     }
     let mut st = sim.lock();
     let Some(up) = st.uploads.get_mut(&upload_id) else {
-        return conflict("ENTITY_ERROR.RELATIONSHIP.INVALID", &format!("There is no build upload with id '{upload_id}'"), Some("/data/relationships/buildUpload"));
+        return conflict(
+            "ENTITY_ERROR.RELATIONSHIP.INVALID",
+            &format!("There is no build upload with id '{upload_id}'"),
+            Some("/data/relationships/buildUpload"),
+        );
     };
     if up.state != "AWAITING_UPLOAD" {
-        return conflict("STATE_ERROR", &format!("The build upload is {} and accepts no more files.", up.state), None);
+        return conflict(
+            "STATE_ERROR",
+            &format!(
+                "The build upload is {} and accepts no more files.",
+                up.state
+            ),
+            None,
+        );
     }
     up.file_id = Some(file_id.clone());
-    let f = FileRec { id: file_id.clone(), upload_id, file_name: name, size, uti, state: "AWAITING_UPLOAD".into(), errors: vec![], parts, checksum: None, spool };
+    let f = FileRec {
+        id: file_id.clone(),
+        upload_id,
+        file_name: name,
+        size,
+        uti,
+        state: "AWAITING_UPLOAD".into(),
+        errors: vec![],
+        parts,
+        checksum: None,
+        spool,
+    };
     let rendered = st.render_file(&f, &sim.base_url, &sim.url_secret);
     st.files.insert(file_id.clone(), f);
-    jsonapi::document(201, rendered, vec![], &format!("{}/v1/buildUploadFiles/{file_id}", sim.base_url))
+    jsonapi::document(
+        201,
+        rendered,
+        vec![],
+        &format!("{}/v1/buildUploadFiles/{file_id}", sim.base_url),
+    )
 }
 
 /// Reading a file renews the URLs of parts not yet received.
@@ -191,34 +295,66 @@ pub async fn get_file(sim: S, id: Id) -> Response {
     let ttl = sim.cfg().url_ttl.as_secs() as i64;
     let now = sim.now().as_second();
     let mut st = sim.lock();
-    let Some(f) = st.files.get_mut(&*id) else { return not_found("buildUploadFiles", &id) };
+    let Some(f) = st.files.get_mut(&*id) else {
+        return not_found("buildUploadFiles", &id);
+    };
     if f.state == "AWAITING_UPLOAD" {
-        for p in f.parts.iter_mut().filter(|p| p.etag.is_none() && p.expires <= now + 60) {
+        for p in f
+            .parts
+            .iter_mut()
+            .filter(|p| p.etag.is_none() && p.expires <= now + 60)
+        {
             p.expires = now + ttl;
         }
     }
     let f = f.clone();
-    jsonapi::document(200, st.render_file(&f, &sim.base_url, &sim.url_secret), vec![], &format!("{}/v1/buildUploadFiles/{}", sim.base_url, f.id))
+    jsonapi::document(
+        200,
+        st.render_file(&f, &sim.base_url, &sim.url_secret),
+        vec![],
+        &format!("{}/v1/buildUploadFiles/{}", sim.base_url, f.id),
+    )
 }
 
 pub async fn commit(sim: S, id: Id, bytes: Bytes) -> Response {
     let doc = body(&bytes);
     let a = &doc["data"]["attributes"];
     if doc["data"]["id"].as_str() != Some(&*id) {
-        return conflict("ENTITY_ERROR.ATTRIBUTE.INVALID", "The id in the body does not match the URL.", Some("/data/id"));
+        return conflict(
+            "ENTITY_ERROR.ATTRIBUTE.INVALID",
+            "The id in the body does not match the URL.",
+            Some("/data/id"),
+        );
     }
     let now = sim.now();
     let mut st = sim.lock();
-    let Some(f) = st.files.get_mut(&*id) else { return not_found("buildUploadFiles", &id) };
+    let Some(f) = st.files.get_mut(&*id) else {
+        return not_found("buildUploadFiles", &id);
+    };
     if a["uploaded"] == true && f.state == "AWAITING_UPLOAD" {
         let missing = f.missing_parts();
         if !missing.is_empty() {
             let list: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
-            return conflict("ENTITY_ERROR.ATTRIBUTE.INVALID", &format!("The file cannot be committed: parts {} were not uploaded.", list.join(", ")), Some("/data/attributes/uploaded"));
+            return conflict(
+                "ENTITY_ERROR.ATTRIBUTE.INVALID",
+                &format!(
+                    "The file cannot be committed: parts {} were not uploaded.",
+                    list.join(", ")
+                ),
+                Some("/data/attributes/uploaded"),
+            );
         }
         if let Some(c) = a["sourceFileChecksums"]["file"].as_object() {
-            let alg = c.get("algorithm").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            let hash = c.get("hash").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let alg = c
+                .get("algorithm")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let hash = c
+                .get("hash")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
             f.checksum = Some((alg, hash));
         }
         f.state = "UPLOAD_COMPLETE".into();
@@ -229,6 +365,13 @@ pub async fn commit(sim: S, id: Id, bytes: Bytes) -> Response {
         }
         crate::simulator::processing::start(sim.0.clone(), upload_id, file_id);
     }
-    let Some(f) = st.files.get(&*id) else { return not_found("buildUploadFiles", &id) };
-    jsonapi::document(200, st.render_file(f, &sim.base_url, &sim.url_secret), vec![], &format!("{}/v1/buildUploadFiles/{}", sim.base_url, f.id))
+    let Some(f) = st.files.get(&*id) else {
+        return not_found("buildUploadFiles", &id);
+    };
+    jsonapi::document(
+        200,
+        st.render_file(f, &sim.base_url, &sim.url_secret),
+        vec![],
+        &format!("{}/v1/buildUploadFiles/{}", sim.base_url, f.id),
+    )
 }

@@ -33,6 +33,9 @@ pub enum ChecksumAlgorithm {
     Sha256,
     #[serde(rename = "MD5")]
     Md5,
+    /// Commit with `uploaded: true` only (the spec makes checksums optional).
+    #[serde(rename = "NONE")]
+    None,
 }
 
 impl ChecksumAlgorithm {
@@ -40,6 +43,7 @@ impl ChecksumAlgorithm {
         match self {
             Self::Sha256 => "SHA_256",
             Self::Md5 => "MD5",
+            Self::None => "NONE",
         }
     }
 }
@@ -242,7 +246,10 @@ pub fn parse_checksum(v: &str) -> Result<ChecksumAlgorithm, String> {
     match v.trim().to_ascii_uppercase().replace('-', "_").as_str() {
         "SHA_256" | "SHA256" => Ok(ChecksumAlgorithm::Sha256),
         "MD5" => Ok(ChecksumAlgorithm::Md5),
-        other => Err(format!("unknown checksum {other:?}; use SHA_256 or MD5")),
+        "NONE" | "OFF" => Ok(ChecksumAlgorithm::None),
+        other => Err(format!(
+            "unknown checksum {other:?}; use SHA_256, MD5 or NONE"
+        )),
     }
 }
 

@@ -129,17 +129,17 @@ pub async fn get_file(c: &Client, id: &str) -> R<BuildUploadFile> {
     )
 }
 
-/// Commit: `uploaded: true` with the whole-file checksum.
+/// Commit: `uploaded: true` with the whole-file checksum (hex, algorithm), if any.
 pub async fn commit_file(
     c: &Client,
     id: &str,
-    hash_hex: &str,
-    algorithm: &str,
+    checksum: Option<(&str, &str)>,
 ) -> R<BuildUploadFile> {
-    let body = json!({"data": {
-        "type": "buildUploadFiles", "id": id,
-        "attributes": {"uploaded": true, "sourceFileChecksums": {"file": {"hash": hash_hex, "algorithm": algorithm}}}
-    }});
+    let mut attrs = json!({"uploaded": true});
+    if let Some((hash_hex, algorithm)) = checksum {
+        attrs["sourceFileChecksums"] = json!({"file": {"hash": hash_hex, "algorithm": algorithm}});
+    }
+    let body = json!({"data": {"type": "buildUploadFiles", "id": id, "attributes": attrs}});
     Ok(
         c.patch::<Document<BuildUploadFile>>(&format!("/v1/buildUploadFiles/{id}"), &body)
             .await?

@@ -55,6 +55,9 @@ pub struct SimConfig {
     #[serde(with = "opt_millis")]
     pub auto_approve_review: Option<Duration>,
     pub faults: Faults,
+    /// Where uploaded bytes are kept (default: the system temp directory).
+    #[serde(default)]
+    pub spool_dir: Option<PathBuf>,
 }
 
 mod millis {
@@ -96,6 +99,7 @@ impl SimConfig {
             seed_feedback: false,
             auto_approve_review: None,
             faults: Faults::default(),
+            spool_dir: None,
         }
     }
 }

@@ -203,6 +203,8 @@ pub struct State {
     /// Build number -> forced processing result (INVALID, FAILED) for tests.
     pub forced: BTreeMap<String, String>,
     pub requests_by_key: BTreeMap<String, std::collections::VecDeque<jiff::Timestamp>>,
+    /// (upload id, new state, when) for every upload state change, for latency measurements.
+    pub transitions: Vec<(String, String, std::time::Instant)>,
     seq: u64,
 }
 

@@ -34,9 +34,17 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// Announce a build upload's new state, as Apple's sample shows it.
 pub fn upload_state(sim: &Arc<Sim>, upload_id: &str, new_state: &str) {
-    let app_id = match sim.lock().uploads.get(upload_id) {
-        Some(u) => u.app_id.clone(),
-        None => return,
+    let app_id = {
+        let mut st = sim.lock();
+        let Some(app) = st.uploads.get(upload_id).map(|u| u.app_id.clone()) else {
+            return;
+        };
+        st.transitions.push((
+            upload_id.to_string(),
+            new_state.to_string(),
+            std::time::Instant::now(),
+        ));
+        app
     };
     emit(
         sim,

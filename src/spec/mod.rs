@@ -70,7 +70,7 @@ pub struct UploadStep {
     /// Parts sent at once (1 to 32, default 4).
     #[serde(default)]
     pub concurrency: Option<Text>,
-    /// Whole-file checksum sent with the commit: SHA_256 (default) or MD5.
+    /// Whole-file checksum sent with the commit: SHA_256 (default), MD5 or NONE.
     #[serde(default)]
     pub checksum: Option<Text>,
 }

@@ -350,7 +350,10 @@ async fn send_and_commit(
         http: ctx.api.transfer().clone(),
         file: a.path.clone(),
         concurrency: plan.concurrency,
-        want_md5: plan.checksum == crate::plan::ChecksumAlgorithm::Md5,
+        hashing: parts::Hashing {
+            sha256: plan.checksum == crate::plan::ChecksumAlgorithm::Sha256,
+            md5: plan.checksum == crate::plan::ChecksumAlgorithm::Md5,
+        },
         renew,
         progress: progress.clone(),
         cancel: ctx.cancel.clone(),
@@ -358,25 +361,30 @@ async fn send_and_commit(
     let digests = sender.run(parts, a.size).await;
     ticker.abort();
     let digests = digests?;
-    let (hash, alg) = match plan.checksum {
-        crate::plan::ChecksumAlgorithm::Md5 => (digests.md5.clone().unwrap_or_default(), "MD5"),
-        crate::plan::ChecksumAlgorithm::Sha256 => (digests.sha256.clone(), "SHA_256"),
+    let checksum = match plan.checksum {
+        crate::plan::ChecksumAlgorithm::Md5 => digests.md5.map(|h| (h, "MD5")),
+        crate::plan::ChecksumAlgorithm::Sha256 => digests.sha256.map(|h| (h, "SHA_256")),
+        crate::plan::ChecksumAlgorithm::None => None,
     };
-    tracing::info!("all parts sent; committing with {alg} {hash}");
-    commit(ctx, &file.id, &hash, alg).await?;
+    match &checksum {
+        Some((hash, alg)) => tracing::info!("all parts sent; committing with {alg} {hash}"),
+        None => tracing::info!("all parts sent; committing without a checksum"),
+    }
+    let checksum = checksum.as_ref().map(|(h, a)| (h.as_str(), *a));
+    commit(ctx, &file.id, checksum).await?;
     Ok(pending)
 }
 
 /// Commit; when the answer is lost, read the file's state instead of guessing.
-async fn commit(ctx: &Ctx, file_id: &str, hash: &str, alg: &str) -> Result<(), Error> {
-    match r::commit_file(&ctx.api, file_id, hash, alg).await {
+async fn commit(ctx: &Ctx, file_id: &str, checksum: Option<(&str, &str)>) -> Result<(), Error> {
+    match r::commit_file(&ctx.api, file_id, checksum).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_transient() || e.kind == ApiErrorKind::Decode => {
             tracing::warn!("commit answer lost ({e}); reading the file's state");
             let f = r::get_file(&ctx.api, file_id).await?;
             match f.attrs().asset_delivery_state.and_then(|s| s.state) {
                 Some(AssetDeliveryState::UploadComplete | AssetDeliveryState::Complete) => Ok(()),
-                _ => Ok(r::commit_file(&ctx.api, file_id, hash, alg)
+                _ => Ok(r::commit_file(&ctx.api, file_id, checksum)
                     .await
                     .map(|_| ())?),
             }

@@ -18,9 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-pub const CHUNK: usize = 1 << 20;
-/// Bytes of file data held in memory across all part channels.
-pub const WINDOW: usize = 32 << 20;
+pub const CHUNK: usize = 256 << 10;
+/// Bytes of file data read ahead of the network, across all parts: the
+/// reader takes one permit per chunk, the chunk's body stream gives it back.
+pub const WINDOW: usize = 24 << 20;
+
+/// A chunk of the file and its share of the read-ahead window.
+type Chunk = (Bytes, tokio::sync::OwnedSemaphorePermit);
 const PART_ATTEMPTS: usize = 8;
 
 /// One part to send.
@@ -82,8 +86,15 @@ pub fn covers(parts: &[Part], size: u64) -> bool {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digests {
-    pub sha256: String,
+    pub sha256: Option<String>,
     pub md5: Option<String>,
+}
+
+/// Which whole-file digests to compute while reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hashing {
+    pub sha256: bool,
+    pub md5: bool,
 }
 
 /// Renews part URLs (by re-reading the reservation); part number -> fresh part.
@@ -104,7 +115,7 @@ pub struct Sender {
     pub http: reqwest::Client,
     pub file: PathBuf,
     pub concurrency: usize,
-    pub want_md5: bool,
+    pub hashing: Hashing,
     pub renew: Renew,
     pub progress: Arc<Progress>,
     pub cancel: tokio_util::sync::CancellationToken,
@@ -116,14 +127,16 @@ impl Sender {
         parts.sort_by_key(|p| p.offset);
         let single_pass = covers(&parts, size);
         let concurrency = self.concurrency.max(1);
-        let capacity = (WINDOW / CHUNK / concurrency).max(2);
+        let window = Arc::new(tokio::sync::Semaphore::new(WINDOW / CHUNK));
+        // The window bounds memory; a part's channel only needs to hold its share of it.
+        let capacity = WINDOW / CHUNK;
         let todo: Vec<Part> = parts.iter().filter(|p| !p.done).cloned().collect();
         self.progress
             .total
             .store(todo.iter().map(|p| p.length).sum(), Ordering::SeqCst);
 
-        let mut feeds: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
-        let mut bodies: HashMap<u64, mpsc::Receiver<Bytes>> = HashMap::new();
+        let mut feeds: HashMap<u64, mpsc::Sender<Chunk>> = HashMap::new();
+        let mut bodies: HashMap<u64, mpsc::Receiver<Chunk>> = HashMap::new();
         if single_pass {
             for p in &todo {
                 let (tx, rx) = mpsc::channel(capacity);
@@ -132,13 +145,23 @@ impl Sender {
             }
         }
         let reader = {
-            let (file, want_md5) = (self.file.clone(), self.want_md5);
+            let (file, hashing) = (self.file.clone(), self.hashing);
             let layout: Vec<(u64, u64, u64)> = parts
                 .iter()
                 .map(|p| (p.number, p.offset, p.length))
                 .collect();
+            let handle = tokio::runtime::Handle::current();
+            let window = window.clone();
             tokio::task::spawn_blocking(move || {
-                read_once(&file, &layout, feeds, want_md5, single_pass)
+                read_once(
+                    &file,
+                    &layout,
+                    feeds,
+                    hashing,
+                    single_pass,
+                    &window,
+                    &handle,
+                )
             })
         };
         let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
@@ -194,42 +217,54 @@ impl Sender {
 fn read_once(
     file: &Path,
     layout: &[(u64, u64, u64)],
-    mut feeds: HashMap<u64, mpsc::Sender<Bytes>>,
-    want_md5: bool,
+    mut feeds: HashMap<u64, mpsc::Sender<Chunk>>,
+    hashing: Hashing,
     single_pass: bool,
+    window: &Arc<tokio::sync::Semaphore>,
+    rt: &tokio::runtime::Handle,
 ) -> std::io::Result<Digests> {
-    use md5::Digest as _;
     use std::io::Read;
     let mut f = std::fs::File::open(file)?;
-    let mut sha = sha2::Sha256::new();
-    let mut md5 = want_md5.then(md5::Md5::new);
-    let mut hash = |b: &[u8]| {
-        sha.update(b);
-        if let Some(m) = md5.as_mut() {
-            m.update(b);
-        }
-    };
+    // Hashing inline on this thread measured faster than a separate hashing
+    // thread on a 2-core runner (less contention); sending runs on the runtime.
+    let mut digests = Hasher::new(hashing);
+    let mut hash = |b: &Bytes| digests.update(b);
     if !single_pass {
         // Operations that do not tile the file: parts read their own ranges; hash in one sequential pass.
-        let mut buf = vec![0u8; CHUNK];
         loop {
+            let mut buf = vec![0u8; CHUNK];
             let n = f.read(&mut buf)?;
             if n == 0 {
                 break;
             }
-            hash(&buf[..n]);
+            buf.truncate(n);
+            hash(&Bytes::from(buf));
         }
     } else {
+        let mut arena = bytes::BytesMut::with_capacity(4 * CHUNK);
         for (number, _offset, length) in layout {
             let mut left = *length;
             let mut feed = feeds.remove(number);
             while left > 0 {
-                let mut buf = vec![0u8; CHUNK.min(left as usize)];
-                f.read_exact(&mut buf)?;
+                // Wait for room in the window only when the chunk goes to the network.
+                let permit = match &feed {
+                    Some(_) => Some(
+                        rt.block_on(window.clone().acquire_owned())
+                            .map_err(std::io::Error::other)?,
+                    ),
+                    None => None,
+                };
+                let n = CHUNK.min(left as usize);
+                // Read into a reused arena rather than a fresh allocation per
+                // chunk: `reserve` reclaims the space once earlier chunks are dropped.
+                arena.reserve(n);
+                arena.resize(n, 0);
+                f.read_exact(&mut arena[..])?;
+                let buf = arena.split().freeze();
                 hash(&buf);
-                left -= buf.len() as u64;
-                if let Some(tx) = &feed
-                    && tx.blocking_send(Bytes::from(buf)).is_err()
+                left -= n as u64;
+                if let (Some(tx), Some(permit)) = (&feed, permit)
+                    && tx.blocking_send((buf, permit)).is_err()
                 {
                     // That part's first attempt ended; it re-reads from disk.
                     feed = None;
@@ -237,10 +272,41 @@ fn read_once(
             }
         }
     }
-    Ok(Digests {
-        sha256: hex::encode(sha.finalize()),
-        md5: md5.map(|m| hex::encode(m.finalize())),
-    })
+    Ok(digests.finish())
+}
+
+/// The whole-file digests being computed.
+struct Hasher {
+    sha: Option<sha2::Sha256>,
+    md5: Option<md5::Md5>,
+}
+
+impl Hasher {
+    fn new(h: Hashing) -> Self {
+        use md5::Digest as _;
+        Self {
+            sha: h.sha256.then(sha2::Sha256::new),
+            md5: h.md5.then(md5::Md5::new),
+        }
+    }
+
+    fn update(&mut self, b: &[u8]) {
+        use md5::Digest as _;
+        if let Some(h) = self.sha.as_mut() {
+            h.update(b);
+        }
+        if let Some(m) = self.md5.as_mut() {
+            m.update(b);
+        }
+    }
+
+    fn finish(self) -> Digests {
+        use md5::Digest as _;
+        Digests {
+            sha256: self.sha.map(|h| hex::encode(h.finalize())),
+            md5: self.md5.map(|m| hex::encode(m.finalize())),
+        }
+    }
 }
 
 /// The most recent renewal of part URLs, shared so parallel parts renew once.
@@ -252,7 +318,7 @@ struct PartJob {
     renew: Renew,
     renewed: Renewed,
     progress: Arc<Progress>,
-    body: Option<mpsc::Receiver<Bytes>>,
+    body: Option<mpsc::Receiver<Chunk>>,
     part: Part,
 }
 
@@ -357,8 +423,12 @@ impl PartJob {
         };
         let body = match self.body.take() {
             Some(rx) => {
-                let s = futures_util::stream::unfold(rx, |mut rx| async move {
-                    rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+                // A chunk's window permit is returned when the next chunk is
+                // asked for: by then the previous one is with the connection.
+                let s = futures_util::stream::unfold((rx, None), |(mut rx, _held)| async move {
+                    rx.recv()
+                        .await
+                        .map(|(b, permit)| (Ok::<_, std::io::Error>(b), (rx, Some(permit))))
                 });
                 reqwest::Body::wrap_stream(s.inspect(move |r| {
                     if let Ok(b) = r {

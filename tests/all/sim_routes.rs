@@ -78,7 +78,7 @@ async fn every_route_answers_per_the_spec() {
             .all(|o| o.entity_tag.is_some()),
         "etags recorded"
     );
-    let committed = r::commit_file(api, &file.id, &sha256_file(&ipa), "SHA_256")
+    let committed = r::commit_file(api, &file.id, Some((&sha256_file(&ipa), "SHA_256")))
         .await
         .unwrap();
     assert_eq!(

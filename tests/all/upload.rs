@@ -93,6 +93,27 @@ async fn md5_checksum_when_asked_and_pkg_uploads() {
 }
 
 #[tokio::test]
+async fn checksum_none_commits_uploaded_only() {
+    let env = start().await;
+    let ipa = env.ipa("N.ipa", "1.0", "2", 100_000);
+    upload::run(
+        &env.ctx(),
+        &UploadPlan {
+            checksum: ChecksumAlgorithm::None,
+            ..plan(&ipa)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        env.sim().lock().files.values().next().unwrap().checksum,
+        None
+    );
+    eventually("COMPLETE", || uploads(&env)[0].state == "COMPLETE").await;
+    env.assert_conformant();
+}
+
+#[tokio::test]
 async fn faults_on_parts_and_api_still_end_in_exactly_one_upload() {
     let env = start_with(|c| {
         c.faults = Faults {

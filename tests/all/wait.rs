@@ -100,7 +100,7 @@ async fn failed_upload_reports_every_apple_reason() {
             .await
             .unwrap();
     }
-    r::commit_file(&ctx.api, &file.id, &sha256_file(&ipa), "SHA_256")
+    r::commit_file(&ctx.api, &file.id, Some((&sha256_file(&ipa), "SHA_256")))
         .await
         .unwrap();
     let e = wait::run(

@@ -2,6 +2,7 @@
 //! embedded App Store Connect simulator on loopback.
 
 mod cli;
+mod integrations;
 mod sim_routes;
 mod support;
 mod upload;

@@ -489,7 +489,7 @@ async fn dispatch(
             crate::webhooks::command::run(&ctx, w, s, env, report).await
         }
         Command::Simulator(a) => crate::demo::simulator(a, &reporter, cancel).await,
-        Command::Demo => crate::demo::run(&reporter, cancel, report).await,
+        Command::Demo => crate::demo::run(env, &reporter, cancel, report).await,
         Command::Schema => {
             report.text = Some(spec::schema::generate());
             Ok(())

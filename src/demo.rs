@@ -57,6 +57,7 @@ steps:
 }
 
 pub async fn run(
+    env: &Env,
     reporter: &Arc<Reporter>,
     cancel: CancellationToken,
     report: &mut Report,
@@ -91,7 +92,7 @@ pub async fn run(
     ));
 
     let settings = Settings::with_credentials(&sim.base_url, creds);
-    let plan = load_plan(&pipeline, &Env::from_process(), &settings)?;
+    let plan = load_plan(&pipeline, env, &settings)?;
     let ctx = build_ctx(&settings, reporter.clone(), cancel)?;
     let result = crate::pipeline::execute(&ctx, &plan, &settings, &mut report.rows).await;
     let violations = sim.sim.violations();

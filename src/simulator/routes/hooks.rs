@@ -1,6 +1,6 @@
 //! Webhook management: CRUD, deliveries, redelivery, ping.
 
-use super::{Id, Q, S, body};
+use super::{Id, Q, S, body, related};
 use crate::simulator::jsonapi::{self, conflict, filter, not_found, page, param};
 use crate::simulator::state::{EventRec, Hook, uuid};
 use crate::simulator::webhooks;
@@ -15,10 +15,7 @@ fn valid_url(u: &str) -> bool {
 pub async fn create(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
     let a = &doc["data"]["attributes"];
-    let app_id = doc["data"]["relationships"]["app"]["data"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let app_id = related(&doc, "app");
     let url = a["url"].as_str().unwrap_or_default().to_string();
     if !valid_url(&url) {
         return conflict(
@@ -117,23 +114,13 @@ pub async fn delete(sim: S, id: Id) -> Response {
 }
 
 pub async fn list(sim: S, id: Id, q: Q) -> Response {
-    let st = sim.lock();
-    if st.app(&id).is_none() {
-        return not_found("apps", &id);
-    }
-    let items = st
-        .webhooks
-        .values()
-        .filter(|h| h.app_id == *id)
-        .map(|h| st.render_hook(h, &sim.base_url))
-        .collect();
-    page(
-        items,
-        vec![],
-        &q,
-        &sim.base_url,
-        &format!("/v1/apps/{}/webhooks", *id),
-    )
+    super::app_page(&sim, &id, &q, "webhooks", |st| {
+        st.webhooks
+            .values()
+            .filter(|h| h.app_id == *id)
+            .map(|h| st.render_hook(h, &sim.base_url))
+            .collect()
+    })
 }
 
 pub async fn deliveries(sim: S, id: Id, q: Q) -> Response {
@@ -174,10 +161,7 @@ pub async fn deliveries(sim: S, id: Id, q: Q) -> Response {
 
 pub async fn redeliver(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
-    let template = doc["data"]["relationships"]["template"]["data"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let template = related(&doc, "template");
     let found = sim
         .lock()
         .deliveries
@@ -212,10 +196,7 @@ pub async fn redeliver(sim: S, bytes: Bytes) -> Response {
 
 pub async fn ping(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
-    let hook = doc["data"]["relationships"]["webhook"]["data"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let hook = related(&doc, "webhook");
     if !sim.lock().webhooks.contains_key(&hook) {
         return conflict(
             "ENTITY_ERROR.RELATIONSHIP.INVALID",

@@ -133,3 +133,33 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 pub fn body(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap_or_default()
 }
+
+/// `data.relationships.<name>.data.id` of a request document.
+pub fn related(doc: &serde_json::Value, name: &str) -> String {
+    doc["data"]["relationships"][name]["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// One page of an app's resources of `kind`, or Apple's 404 when there is no such app.
+pub fn app_page(
+    sim: &Sim,
+    app: &str,
+    q: &jsonapi::Query,
+    kind: &str,
+    items: impl FnOnce(&super::state::State) -> Vec<serde_json::Value>,
+) -> Response {
+    let st = sim.lock();
+    if st.app(app).is_none() {
+        return jsonapi::not_found("apps", app);
+    }
+    let items = items(&st);
+    jsonapi::page(
+        items,
+        vec![],
+        q,
+        &sim.base_url,
+        &format!("/v1/apps/{app}/{kind}"),
+    )
+}

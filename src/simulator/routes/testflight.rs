@@ -1,6 +1,6 @@
 //! Beta groups, What to Test notes, beta review, beta details, notifications.
 
-use super::{Id, Q, S, body};
+use super::{Id, Q, S, body, related};
 use crate::simulator::jsonapi::{self, conflict, not_found, page};
 use crate::simulator::state::{Localization, Submission, uuid};
 use crate::simulator::webhooks;
@@ -9,23 +9,13 @@ use axum::response::Response;
 use serde_json::json;
 
 pub async fn groups(sim: S, id: Id, q: Q) -> Response {
-    let st = sim.lock();
-    if st.app(&id).is_none() {
-        return not_found("apps", &id);
-    }
-    let items = st
-        .groups
-        .iter()
-        .filter(|g| g.app_id == *id)
-        .map(|g| st.render_group(g, &sim.base_url))
-        .collect();
-    page(
-        items,
-        vec![],
-        &q,
-        &sim.base_url,
-        &format!("/v1/apps/{}/betaGroups", *id),
-    )
+    super::app_page(&sim, &id, &q, "betaGroups", |st| {
+        st.groups
+            .iter()
+            .filter(|g| g.app_id == *id)
+            .map(|g| st.render_group(g, &sim.base_url))
+            .collect()
+    })
 }
 
 pub async fn add_groups(sim: S, id: Id, bytes: Bytes) -> Response {
@@ -95,10 +85,7 @@ pub async fn list_localizations(sim: S, id: Id, q: Q) -> Response {
 
 pub async fn create_localization(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
-    let build_id = doc["data"]["relationships"]["build"]["data"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let build_id = related(&doc, "build");
     let locale = doc["data"]["attributes"]["locale"]
         .as_str()
         .unwrap_or_default()
@@ -164,10 +151,7 @@ pub async fn update_localization(sim: S, id: Id, bytes: Bytes) -> Response {
 
 pub async fn submit(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
-    let build_id = doc["data"]["relationships"]["build"]["data"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let build_id = related(&doc, "build");
     let now = sim.now();
     let approve = sim.cfg().auto_approve_review;
     let (rendered, sub_id, app_id) = {
@@ -274,10 +258,7 @@ pub async fn update_beta_detail(sim: S, id: Id, bytes: Bytes) -> Response {
 
 pub async fn notify(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
-    let build_id = doc["data"]["relationships"]["build"]["data"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let build_id = related(&doc, "build");
     let mut st = sim.lock();
     let Some(b) = st.builds.get(&build_id) else {
         return conflict(

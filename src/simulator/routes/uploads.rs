@@ -1,6 +1,6 @@
 //! Build uploads and their files: create, reserve (upload operations), commit.
 
-use super::{Id, Q, S, body};
+use super::{Id, Q, S, body, related};
 use crate::simulator::jsonapi::{self, conflict, filter, not_found, page, param};
 use crate::simulator::state::{FileRec, Part, Upload, uuid};
 use axum::body::Bytes;
@@ -73,10 +73,7 @@ pub async fn list_for_app(sim: S, id: Id, q: Q) -> Response {
 pub async fn create(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
     let a = &doc["data"]["attributes"];
-    let app_id = doc["data"]["relationships"]["app"]["data"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let app_id = related(&doc, "app");
     let (version, build, platform) = (
         a["cfBundleShortVersionString"]
             .as_str()
@@ -187,10 +184,7 @@ pub async fn files(sim: S, id: Id, q: Q) -> Response {
 pub async fn reserve(sim: S, bytes: Bytes) -> Response {
     let doc = body(&bytes);
     let a = &doc["data"]["attributes"];
-    let upload_id = doc["data"]["relationships"]["buildUpload"]["data"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let upload_id = related(&doc, "buildUpload");
     let (name, size, uti, asset) = (
         a["fileName"].as_str().unwrap_or_default().to_string(),
         a["fileSize"].as_u64().unwrap_or(0),

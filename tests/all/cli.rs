@@ -481,3 +481,198 @@ async fn pipeline_run_dry_run_testflight_feedback_and_webhooks() {
     assert!(!s(&out.stderr).contains("a-long-webhook-secret"));
     env.assert_conformant();
 }
+
+#[tokio::test]
+async fn sigterm_exits_130_keeps_outputs_and_deletes_the_temporary_webhook() {
+    let env = start_with(|c| c.processing_delay = std::time::Duration::from_secs(60)).await;
+    let ipa = env.ipa("S.ipa", "1.0", "71", 50_000);
+    let out_file = env.path("gh_out");
+    let mut vars = env.vars();
+    vars.extend(kv(&[
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_OUTPUT", out_file.to_str().unwrap()),
+    ]));
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"));
+    cmd.env_clear()
+        .envs(vars)
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd.args([
+        "upload",
+        ipa.to_str().unwrap(),
+        "--wait",
+        "--webhook-listen",
+        "127.0.0.1:0",
+        "--webhook-register",
+        "auto",
+    ]);
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().unwrap() as libc::pid_t;
+    eventually("the temporary webhook", || {
+        !env.sim().lock().webhooks.is_empty()
+    })
+    .await;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", s(&out.stderr));
+    let outputs = std::fs::read_to_string(&out_file).unwrap();
+    assert!(
+        outputs.contains("build-upload-id<<"),
+        "outputs written before the signal are kept: {outputs}"
+    );
+    assert!(
+        env.sim().lock().webhooks.is_empty(),
+        "temporary webhook deleted on cancellation"
+    );
+}
+
+#[tokio::test]
+async fn webhooks_listen_verifies_and_forwards() {
+    use axum::body::Bytes;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Bytes)>();
+    let capture =
+        axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: Bytes| {
+            let tx = tx.clone();
+            async move {
+                let sig = headers
+                    .get("x-apple-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let _ = tx.send((sig, body));
+                "ok"
+            }
+        });
+    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sink_url = format!("http://{}/hook", sink.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(sink, capture).await.unwrap() });
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
+        .env_clear()
+        .env("WH_SECRET", "listen-secret-123")
+        .current_dir(dir.path())
+        .args([
+            "webhooks",
+            "listen",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--secret-env",
+            "WH_SECRET",
+            "--forward",
+            &sink_url,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let body = include_str!("../fixtures/webhook-ping-created.json");
+    let sig = {
+        use hmac::{KeyInit, Mac};
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"listen-secret-123").unwrap();
+        m.update(body.as_bytes());
+        format!("hmacsha256={}", hex::encode(m.finalize().into_bytes()))
+    };
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut accepted = false;
+    for _ in 0..100 {
+        if let Ok(r) = http
+            .post(&url)
+            .header("x-apple-signature", &sig)
+            .body(body)
+            .send()
+            .await
+        {
+            assert_eq!(r.status(), 200);
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(accepted, "the listener came up");
+    let forged = http
+        .post(&url)
+        .header("x-apple-signature", "hmacsha256=00")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let (fsig, fbody) = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (fsig.as_str(), &fbody[..]),
+        (sig.as_str(), body.as_bytes()),
+        "forwarded verbatim with its signature"
+    );
+    assert!(
+        rx.try_recv().is_err(),
+        "the forged delivery was not forwarded"
+    );
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+}
+
+#[tokio::test]
+async fn the_simulator_command_serves_with_a_written_env_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("sim.env");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
+        .env_clear()
+        .current_dir(dir.path())
+        .args([
+            "simulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--write-env",
+            env_file.to_str().unwrap(),
+            "--processing-delay",
+            "100ms",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the env file", || env_file.exists()).await;
+    let vars: Vec<(String, String)> = std::fs::read_to_string(&env_file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        vars.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        [
+            "ASC_API_BASE_URL",
+            "ASC_KEY_ID",
+            "ASC_ISSUER_ID",
+            "ASC_PRIVATE_KEY"
+        ]
+    );
+    let out = fd(
+        &vars,
+        &["next-build-number", "--bundle-id", BUNDLE],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(
+        (out.status.code(), s(&out.stdout).as_str()),
+        (Some(0), "1\n"),
+        "{}",
+        s(&out.stderr)
+    );
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+}

@@ -389,7 +389,7 @@ async fn dispatch(
                 plan::WaitTarget::Build(b) => wait::Target::Build(b),
                 plan::WaitTarget::BuildUpload(u) => wait::Target::BuildUpload(u),
                 plan::WaitTarget::PreviousUpload => {
-                    unreachable!("flags never name a previous upload")
+                    return Err(Error::input("pass --build-upload ID or --build ID"));
                 }
             };
             let waited = wait::run(&ctx, &w, t, app.as_deref(), s.webhook_secret.as_ref()).await?;

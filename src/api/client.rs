@@ -287,7 +287,9 @@ pub fn decode<T: DeserializeOwned>(method: &str, path: &str, body: &[u8]) -> Res
 /// `Retry-After` as seconds or an HTTP date.
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.trim().parse::<f64>() {
-        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+        // Capped: the retry policy caps waits anyway, and huge values must not overflow.
+        return (secs >= 0.0 && secs.is_finite())
+            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
     }
     let when = jiff::fmt::rfc2822::parse(v.trim()).ok()?.timestamp();
     let d = when.duration_since(jiff::Timestamp::now());
@@ -355,6 +357,10 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(
+            parse_retry_after("1e300"),
+            Some(Duration::from_secs(86_400))
+        );
     }
 
     #[test]

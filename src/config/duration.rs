@@ -2,13 +2,26 @@
 
 use std::time::Duration;
 
+/// The longest duration accepted anywhere (waits, intervals, `since`).
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
 pub fn parse(text: &str) -> Result<Duration, String> {
+    let d = parse_unbounded(text)?;
+    if d > MAX {
+        return Err(format!(
+            "duration {text:?} is longer than the 365 days allowed"
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_unbounded(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
         return Err("empty duration".into());
     }
     if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+        return Ok(Duration::from_secs(secs.min(MAX.as_secs() + 1)));
     }
     let mut total = Duration::ZERO;
     let mut rest = t;
@@ -47,6 +60,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
                 ));
             }
         };
+        if !secs.is_finite() || secs > MAX.as_secs_f64() {
+            return Err(format!(
+                "duration {text:?} is longer than the 365 days allowed"
+            ));
+        }
         total += Duration::from_secs_f64(secs);
     }
     Ok(total)
@@ -99,6 +117,14 @@ mod tests {
         assert!(parse("10x").unwrap_err().contains("unknown unit \"x\""));
         assert!(parse("m").unwrap_err().contains("expected a number"));
         assert!(parse("1h30").unwrap_err().contains("unit is missing"));
+        assert!(
+            parse("99999999999999999999999h")
+                .unwrap_err()
+                .contains("365 days")
+        );
+        assert!(parse("99999999999999999999").is_err());
+        assert!(parse("366d").unwrap_err().contains("365 days"));
+        assert!(parse("200d200d").unwrap_err().contains("365 days"));
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new(steady: Duration) -> Self {
+        // A floor, so `interval: 0s` can never become a busy loop.
+        let steady = steady.max(Duration::from_millis(10));
         Self {
             next: steady.min(Duration::from_secs(2)),
             steady,
@@ -48,5 +50,6 @@ mod tests {
         assert_eq!(s.next(Some(low)), Duration::from_secs(120));
         let mut fast = Schedule::new(Duration::from_millis(100));
         assert_eq!(fast.next(None), Duration::from_millis(100));
+        assert_eq!(Schedule::new(Duration::ZERO).next(None), Duration::from_millis(10));
     }
 }

@@ -215,7 +215,9 @@ pub async fn run(
             report.text = Some(format!("{}\n", d.id));
             Ok(())
         }
-        WebhooksCmd::Listen { .. } => unreachable!("listen is handled without API credentials"),
+        WebhooksCmd::Listen { .. } => Err(Error::input(
+            "`webhooks listen` runs without App Store Connect credentials",
+        )),
     }
 }
 

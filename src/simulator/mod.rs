@@ -58,6 +58,10 @@ pub struct SimConfig {
     /// Where uploaded bytes are kept (default: the system temp directory).
     #[serde(default)]
     pub spool_dir: Option<PathBuf>,
+    /// Leave `relationships.build` out of build uploads (allowed by the spec;
+    /// clients must then find the build themselves).
+    #[serde(default)]
+    pub omit_build_links: bool,
 }
 
 mod millis {
@@ -100,6 +104,7 @@ impl SimConfig {
             auto_approve_review: None,
             faults: Faults::default(),
             spool_dir: None,
+            omit_build_links: false,
         }
     }
 }
@@ -176,6 +181,7 @@ impl Drop for Handle {
 
 /// Bind and serve in the background. `listen` may use port 0.
 pub async fn spawn(config: SimConfig, listen: SocketAddr) -> std::io::Result<Handle> {
+    let omit_build_links = config.omit_build_links;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
@@ -185,7 +191,11 @@ pub async fn spawn(config: SimConfig, listen: SocketAddr) -> std::io::Result<Han
     let sim = Arc::new(Sim {
         faults: FaultInjector::new(config.faults.clone()),
         config: Mutex::new(config),
-        state: Mutex::new(State::seeded()),
+        state: Mutex::new({
+            let mut st = State::seeded();
+            st.omit_build_links = omit_build_links;
+            st
+        }),
         base_url: base_url.clone(),
         spool: guard.path().to_path_buf(),
         url_secret: crate::secret::random_hex(16).expose().to_string(),

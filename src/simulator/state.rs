@@ -205,6 +205,7 @@ pub struct State {
     pub requests_by_key: BTreeMap<String, std::collections::VecDeque<jiff::Timestamp>>,
     /// (upload id, new state, when) for every upload state change, for latency measurements.
     pub transitions: Vec<(String, String, std::time::Instant)>,
+    pub omit_build_links: bool,
     seq: u64,
 }
 
@@ -275,7 +276,7 @@ impl State {
         json!({
             "type": "buildUploads", "id": u.id, "attributes": attrs,
             "relationships": {
-                "build": to_one("builds", u.build_id.as_deref()),
+                "build": to_one("builds", if self.omit_build_links { None } else { u.build_id.as_deref() }),
                 "assetFile": to_one("buildUploadFiles", u.file_id.as_deref()),
                 "buildUploadFiles": {"links": {
                     "self": format!("{base}/v1/buildUploads/{}/relationships/buildUploadFiles", u.id),

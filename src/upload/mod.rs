@@ -223,18 +223,23 @@ async fn create_upload(ctx: &Ctx, app_id: &str, a: &Artifact) -> Result<BuildUpl
             .await
         {
             Ok(u) => return Ok(u),
-            Err(e)
-                if e.kind == ApiErrorKind::Conflict
-                    && e.has_code("ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE") =>
-            {
-                // Our own lost create, or a genuine duplicate?
-                if let guard::Existing::Resumable(u) =
-                    guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
-                        .await?
+            Err(e) if e.kind == ApiErrorKind::Conflict => {
+                // Our own lost create, a genuine duplicate, or something else?
+                // Read back what exists rather than trusting one error code.
+                match guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
+                    .await?
                 {
-                    return Ok(u);
+                    guard::Existing::Resumable(u) => return Ok(u),
+                    guard::Existing::Taken(u) => {
+                        return Err(already_uploaded(ctx, app_id, a, Some(&u)).await);
+                    }
+                    guard::Existing::None
+                        if e.has_code("ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE") =>
+                    {
+                        return Err(already_uploaded(ctx, app_id, a, None).await);
+                    }
+                    guard::Existing::None => return Err(e.into()),
                 }
-                return Err(already_uploaded(ctx, app_id, a, None).await);
             }
             Err(e) if e.is_transient() => {
                 tracing::warn!("creating the build upload: {e}; checking whether it was created");

@@ -113,8 +113,38 @@ enum Check {
     Done(Waited),
 }
 
+/// The upload's build when App Store Connect does not link it: the app's build
+/// with the same version, build number and platform.
+async fn find_build(
+    ctx: &Ctx,
+    app_id: Option<&str>,
+    u: &crate::api::models::BuildUpload,
+) -> Result<Option<crate::api::models::Build>, Error> {
+    let (Some(app), at) = (app_id, u.attrs()) else {
+        return Ok(None);
+    };
+    let (Some(platform), Some(number)) = (at.platform, at.cf_bundle_version) else {
+        return Ok(None);
+    };
+    let builds = r::list_builds(
+        &ctx.api,
+        app,
+        at.cf_bundle_short_version_string.as_deref(),
+        &platform,
+    )
+    .await?;
+    Ok(builds
+        .into_iter()
+        .find(|b| b.attrs().version.as_deref() == Some(number.as_str())))
+}
+
 /// Look once: Done on success, Err on a rejected build, Pending otherwise.
-async fn check(ctx: &Ctx, target: &Target, t: &mut Timeline) -> Result<Check, Error> {
+async fn check(
+    ctx: &Ctx,
+    target: &Target,
+    app_id: Option<&str>,
+    t: &mut Timeline,
+) -> Result<Check, Error> {
     let (upload_id, upload_state, build) = match target {
         Target::BuildUpload(id) => {
             let (u, build) = r::get_build_upload(&ctx.api, id).await?;
@@ -150,7 +180,7 @@ async fn check(ctx: &Ctx, target: &Target, t: &mut Timeline) -> Result<Check, Er
             let build = match (build, u.related_id("build")) {
                 (Some(b), _) => Some(b),
                 (None, Some(bid)) => Some(r::get_build(&ctx.api, &bid).await?),
-                (None, None) => None,
+                (None, None) => find_build(ctx, app_id, &u).await?,
             };
             (Some(id.clone()), Some(state.to_string()), build)
         }
@@ -286,7 +316,7 @@ pub async fn run(
         None => None,
     };
     let result = ctx
-        .or_cancel(wait_loop(ctx, plan, &target, listener.as_mut()))
+        .or_cancel(wait_loop(ctx, plan, &target, app_id, listener.as_mut()))
         .await;
     if let Some(l) = listener {
         l.close(ctx).await;
@@ -298,6 +328,7 @@ async fn wait_loop(
     ctx: &Ctx,
     plan: &WaitPlan,
     target: &Target,
+    app_id: Option<&str>,
     mut listener: Option<&mut Listener>,
 ) -> Result<Waited, Error> {
     let mut t = Timeline {
@@ -318,7 +349,7 @@ async fn wait_loop(
         duration::format(plan.poll_interval)
     );
     loop {
-        match check(ctx, target, &mut t).await {
+        match check(ctx, target, app_id, &mut t).await {
             Ok(Check::Done(mut w)) => {
                 w.decided_by = decided_by.into();
                 return Ok(w);

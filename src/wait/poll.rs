@@ -50,6 +50,9 @@ mod tests {
         assert_eq!(s.next(Some(low)), Duration::from_secs(120));
         let mut fast = Schedule::new(Duration::from_millis(100));
         assert_eq!(fast.next(None), Duration::from_millis(100));
-        assert_eq!(Schedule::new(Duration::ZERO).next(None), Duration::from_millis(10));
+        assert_eq!(
+            Schedule::new(Duration::ZERO).next(None),
+            Duration::from_millis(10)
+        );
     }
 }

@@ -77,6 +77,24 @@ async fn polling_success_reports_build_and_states() {
 }
 
 #[tokio::test]
+async fn finds_the_build_when_the_upload_does_not_link_it() {
+    let env = start_with(|c| c.omit_build_links = true).await;
+    let id = uploaded(&env, "11").await;
+    let w = wait::run(
+        &env.ctx(),
+        &wait_plan(10_000, 50),
+        Target::BuildUpload(id.clone()),
+        Some(APP_ID),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(w.build_id, env.sim().lock().uploads[&id].build_id);
+    assert_eq!(w.processing_state.as_deref(), Some("VALID"));
+    env.assert_conformant();
+}
+
+#[tokio::test]
 async fn failed_upload_reports_every_apple_reason() {
     let env = start().await;
     let ctx = env.ctx();

@@ -21,6 +21,7 @@ fn with_included(
 ) -> Vec<Value> {
     let mut out = Vec::new();
     if inc.iter().any(|i| i == "build")
+        && !st.omit_build_links
         && let Some(b) = u.build_id.as_ref().and_then(|b| st.builds.get(b))
     {
         out.push(st.render_build(b, &sim.base_url));

@@ -484,3 +484,29 @@ async fn the_bitrise_step_exports_through_envman_and_deploys_files() {
     );
     env.assert_conformant();
 }
+
+#[tokio::test]
+async fn a_failed_install_fails_the_action_step_itself() {
+    let action = yaml(&repo().join("action.yml"));
+    let install = &action["runs"]["steps"][0];
+    assert_eq!(install["id"], "install");
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new("bash")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", dir.path())
+        .env("GITHUB_ACTION_PATH", repo())
+        .env("GITHUB_OUTPUT", dir.path().join("out"))
+        .env("RUNNER_OS", "Linux")
+        .env("RUNNER_ARCH", "X64")
+        .env("RUNNER_TOOL_CACHE", dir.path())
+        .env("FLIGHTDECK_VERSION", "v9.9.9")
+        .env("FLIGHTDECK_DOWNLOAD_BASE", "file:///nonexistent")
+        .env("FLIGHTDECK_NO_SOURCE_FALLBACK", "1")
+        .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", install["run"].as_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "the step must fail, not pass an empty path on");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("download of flightdeck-x86_64-unknown-linux-musl.tar.gz failed"));
+}

@@ -503,10 +503,23 @@ async fn a_failed_install_fails_the_action_step_itself() {
         .env("FLIGHTDECK_VERSION", "v9.9.9")
         .env("FLIGHTDECK_DOWNLOAD_BASE", "file:///nonexistent")
         .env("FLIGHTDECK_NO_SOURCE_FALLBACK", "1")
-        .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", install["run"].as_str().unwrap()])
+        .args([
+            "--noprofile",
+            "--norc",
+            "-eo",
+            "pipefail",
+            "-c",
+            install["run"].as_str().unwrap(),
+        ])
         .output()
         .await
         .unwrap();
-    assert!(!out.status.success(), "the step must fail, not pass an empty path on");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("download of flightdeck-x86_64-unknown-linux-musl.tar.gz failed"));
+    assert!(
+        !out.status.success(),
+        "the step must fail, not pass an empty path on"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("download of flightdeck-x86_64-unknown-linux-musl.tar.gz failed")
+    );
 }

@@ -5,15 +5,17 @@ use crate::api::retry::RetryPolicy;
 use crate::api::{Client, resources as r};
 use crate::auth::{SystemClock, TokenSource};
 use crate::ci::{Annotation, Level, Reporter};
-use crate::cli::{AppArgs, Cli, Command, Output, WebhookArgs};
+use crate::cli::{AppArgs, Cli, Command, Output};
 use crate::config::env::Env;
-use crate::config::{self, Settings, duration};
+use crate::config::{self, Settings};
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::outcome::{Outcome, Row};
-use crate::plan::{self, AppRef, Register, WaitPlan, WebhookListen};
+use crate::plan::{self, AppRef};
 use crate::secret::Secret;
-use crate::{pipeline, spec, testflight, upload, wait};
+use crate::{pipeline, spec};
+mod oneshot;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -183,62 +185,6 @@ pub(crate) async fn app_id(ctx: &Ctx, a: &AppArgs, s: &Settings) -> Result<Strin
     }
 }
 
-fn flag_duration(
-    v: &Option<String>,
-    flag: &str,
-    default: std::time::Duration,
-) -> Result<std::time::Duration, Error> {
-    match v {
-        Some(t) => duration::parse(t).map_err(|e| Error::input(format!("{flag}: {e}"))),
-        None => Ok(default),
-    }
-}
-
-fn wait_plan(
-    target: plan::WaitTarget,
-    timeout: &Option<String>,
-    poll: &Option<String>,
-    hook: &WebhookArgs,
-    env: &Env,
-) -> Result<WaitPlan, Error> {
-    let webhook = match &hook.webhook_listen {
-        Some(listen) => {
-            let secret = match &hook.webhook_secret_env {
-                Some(var) => Some(Secret::new(
-                    env.lookup(&[var.as_str()])?
-                        .ok_or_else(|| Error::input(format!("{var} is not set")))?
-                        .value,
-                )),
-                None => None,
-            };
-            let register = hook.webhook_register.as_ref().map(|r| {
-                if r == "auto" {
-                    Register::Auto
-                } else {
-                    Register::Url(r.clone())
-                }
-            });
-            Some(WebhookListen {
-                listen: listen.clone(),
-                secret,
-                register,
-            })
-        }
-        None => None,
-    };
-    let default_poll = if webhook.is_some() {
-        plan::DEFAULT_POLL_WITH_WEBHOOK
-    } else {
-        plan::DEFAULT_POLL
-    };
-    Ok(WaitPlan {
-        target,
-        timeout: flag_duration(timeout, "--timeout", plan::DEFAULT_TIMEOUT)?,
-        poll_interval: flag_duration(poll, "--poll-interval", default_poll)?,
-        webhook,
-    })
-}
-
 /// Read and plan a pipeline file.
 pub fn load_plan(path: &Path, env: &Env, settings: &Settings) -> Result<plan::Plan, Error> {
     let shown = settings.display_path(path);
@@ -303,165 +249,12 @@ async fn dispatch(
                 .await
                 .map(|_| ())
         }
-        Command::Upload(a) => {
-            let up = plan::UploadPlan {
-                file: a.file.clone(),
-                app: app_ref(&a.app, s),
-                version: a.version.clone(),
-                build_number: a.build_number.clone(),
-                platform: a
-                    .platform
-                    .as_deref()
-                    .map(plan::parse_platform)
-                    .transpose()
-                    .map_err(|e| Error::input(format!("--platform: {e}")))?,
-                skip_if_exists: a.skip_if_exists,
-                concurrency: plan::parse_concurrency(&a.concurrency.to_string())
-                    .map_err(|e| Error::input(format!("--concurrency: {e}")))?,
-                checksum: plan::parse_checksum(&a.checksum)
-                    .map_err(|e| Error::input(format!("--checksum: {e}")))?,
-                origin: None,
-            };
-            let wait = if a.wait {
-                Some(wait_plan(
-                    plan::WaitTarget::PreviousUpload,
-                    &a.timeout,
-                    &a.poll_interval,
-                    &a.webhook,
-                    env,
-                )?)
-            } else {
-                None
-            };
-            // Catch artifact problems before any credential or network use.
-            let art = crate::artifact::inspect(&up.file)?;
-            upload::reconcile(&up, &art)?;
-            let ctx = build_ctx(s, reporter, cancel)?;
-            ctx.ci.group_start("upload");
-            let done = ctx.or_cancel(upload::run(&ctx, &up)).await;
-            ctx.ci.group_end();
-            let done = done?;
-            done.report(&ctx);
-            report.rows.push(Row {
-                step: "upload".into(),
-                result: pipeline::upload_row(&done),
-            });
-            if let Some(w) = wait {
-                ctx.ci.group_start("wait");
-                let r = wait::run(
-                    &ctx,
-                    &w,
-                    wait::Target::BuildUpload(done.build_upload_id.clone()),
-                    Some(&done.app_id),
-                    s.webhook_secret.as_ref(),
-                )
-                .await;
-                ctx.ci.group_end();
-                let waited = r?;
-                waited.report(&ctx);
-                report.rows.push(Row {
-                    step: "wait".into(),
-                    result: waited.summary(),
-                });
-            }
-            Ok(())
-        }
-        Command::Wait(a) => {
-            let target = match (&a.build_upload, &a.build) {
-                (Some(u), _) => plan::WaitTarget::BuildUpload(u.clone()),
-                (None, Some(b)) => plan::WaitTarget::Build(b.clone()),
-                (None, None) => return Err(Error::input("pass --build-upload ID or --build ID")),
-            };
-            let w = wait_plan(
-                target.clone(),
-                &a.timeout,
-                &a.poll_interval,
-                &a.webhook,
-                env,
-            )?;
-            let ctx = build_ctx(s, reporter, cancel)?;
-            let app = if w.webhook.as_ref().is_some_and(|h| h.register.is_some()) {
-                Some(app_id(&ctx, &a.app, s).await?)
-            } else {
-                None
-            };
-            let t = match target {
-                plan::WaitTarget::Build(b) => wait::Target::Build(b),
-                plan::WaitTarget::BuildUpload(u) => wait::Target::BuildUpload(u),
-                plan::WaitTarget::PreviousUpload => {
-                    return Err(Error::input("pass --build-upload ID or --build ID"));
-                }
-            };
-            let waited = wait::run(&ctx, &w, t, app.as_deref(), s.webhook_secret.as_ref()).await?;
-            waited.report(&ctx);
-            report.rows.push(Row {
-                step: "wait".into(),
-                result: waited.summary(),
-            });
-            Ok(())
-        }
-        Command::Testflight(a) => {
-            let mut whats_new = std::collections::BTreeMap::new();
-            if let Some(t) = &a.whats_new {
-                whats_new.insert(a.locale.clone(), t.clone());
-            }
-            let tf = plan::TestFlightPlan {
-                build: plan::BuildRef::Id(a.build.clone()),
-                groups: a.groups.clone(),
-                whats_new,
-                submit_for_review: a.submit_for_review,
-                notify: a.notify,
-                uses_non_exempt_encryption: a.uses_non_exempt_encryption,
-            };
-            let ctx = build_ctx(s, reporter, cancel)?;
-            let d = ctx
-                .or_cancel(testflight::run(&ctx, &tf, &a.build, None))
-                .await?;
-            ctx.ci.set_output("build-id", &d.build_id);
-            report.rows.push(Row {
-                step: "testflight".into(),
-                result: pipeline::testflight_row(&d),
-            });
-            report.data = serde_json::to_value(&d).ok();
-            Ok(())
-        }
-        Command::Feedback(a) => {
-            let since = a
-                .since
-                .as_deref()
-                .map(plan::parse_since)
-                .transpose()
-                .map_err(|e| Error::input(format!("--since: {e}")))?;
-            let ctx = build_ctx(s, reporter, cancel)?;
-            let app = app_id(&ctx, &a.app, s).await?;
-            let p = ctx
-                .or_cancel(crate::feedback::run(
-                    &ctx,
-                    &app,
-                    a.build.as_deref(),
-                    &since,
-                    &a.out,
-                ))
-                .await?;
-            pipeline::report_feedback(&ctx, &p);
-            report.rows.push(Row {
-                step: "feedback".into(),
-                result: format!("{} item(s) in {}", p.count, p.dir.display()),
-            });
-            report.data = serde_json::to_value(&p).ok();
-            Ok(())
-        }
+        Command::Upload(a) => oneshot::upload(a, s, env, reporter, cancel, report).await,
+        Command::Wait(a) => oneshot::wait(a, s, env, reporter, cancel, report).await,
+        Command::Testflight(a) => oneshot::testflight(a, s, reporter, cancel, report).await,
+        Command::Feedback(a) => oneshot::feedback(a, s, reporter, cancel, report).await,
         Command::NextBuildNumber(a) => {
-            let platform = plan::parse_platform(&a.platform)
-                .map_err(|e| Error::input(format!("--platform: {e}")))?;
-            let ctx = build_ctx(s, reporter, cancel)?;
-            let app = app_id(&ctx, &a.app, s).await?;
-            let next = upload::guard::next(&ctx.api, &app, a.version.as_deref(), &platform).await?;
-            ctx.ci.set_output("build-number", &next);
-            ctx.ci.set_output("app-id", &app);
-            report.text = Some(format!("{next}\n"));
-            report.data = Some(serde_json::json!({ "next_build_number": next }));
-            Ok(())
+            oneshot::next_build_number(a, s, reporter, cancel, report).await
         }
         Command::Webhooks(w) => {
             if let crate::cli::WebhooksCmd::Listen {

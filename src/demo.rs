@@ -112,6 +112,19 @@ pub async fn run(
     Ok(())
 }
 
+/// Write a file only its owner can read (it holds a private key); it appears
+/// complete or not at all.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(&tmp)?.write_all(text.as_bytes())?;
+    std::fs::rename(&tmp, path)
+}
+
 /// `flightdeck simulator`: serve until cancelled, with a generated key written to an env file.
 pub async fn simulator(
     a: &SimulatorArgs,
@@ -142,7 +155,7 @@ pub async fn simulator(
         "ASC_API_BASE_URL={}\nASC_KEY_ID={DEMO_KEY_ID}\nASC_ISSUER_ID={DEMO_ISSUER}\nASC_PRIVATE_KEY={b64}\n",
         sim.base_url
     );
-    std::fs::write(&a.write_env, env)
+    write_private(&a.write_env, &env)
         .map_err(|e| Error::input(format!("cannot write {}: {e}", a.write_env.display())))?;
     reporter.line(&format!(
         "App Store Connect simulator on {} (app {} = {}); credentials in {}: `set -a; . {}; set +a`",

@@ -643,6 +643,12 @@ async fn the_simulator_command_serves_with_a_written_env_file() {
         .spawn()
         .unwrap();
     eventually("the env file", || env_file.exists()).await;
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "it holds a private key"
+    );
     let vars: Vec<(String, String)> = std::fs::read_to_string(&env_file)
         .unwrap()
         .lines()

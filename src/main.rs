@@ -20,12 +20,27 @@ fn init_logging(cli: &Cli, env: &Env) {
     let ansi = std::io::stderr().is_terminal() && env.raw("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| Neutral)
         .with_ansi(ansi)
         .with_target(false)
         .without_time()
         .compact()
         .init();
+}
+
+/// stderr for logs, with untrusted text (Apple's messages) made inert as CI
+/// workflow commands; flightdeck's own commands go through the CI reporter.
+struct Neutral;
+
+impl std::io::Write for Neutral {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let safe = flightdeck::ci::neutralize(&String::from_utf8_lossy(buf));
+        std::io::stderr().write_all(safe.as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 fn main() -> ExitCode {

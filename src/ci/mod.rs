@@ -209,7 +209,7 @@ impl Reporter {
         let mut g = self.lock();
         let inner = &mut *g;
         let a = Annotation {
-            message: redact(&inner.secrets, &a.message),
+            message: neutralize(&redact(&inner.secrets, &a.message)),
             title: a.title.map(|t| redact(&inner.secrets, &t)),
             ..a
         };
@@ -313,7 +313,7 @@ impl Reporter {
     pub fn final_error(&self, message: &str) {
         let mut g = self.lock();
         let inner = &mut *g;
-        let m = redact(&inner.secrets, message);
+        let m = neutralize(&redact(&inner.secrets, message));
         let _ = inner.backend.final_error(&mut inner.out, &m);
     }
 
@@ -342,13 +342,16 @@ fn redact(secrets: &[String], text: &str) -> String {
 }
 
 /// Make untrusted text (Apple's messages, file contents) inert as a workflow
-/// command: GitHub parses `::cmd::` at a line start and `##[cmd]` anywhere.
+/// command: GitHub parses `::cmd::` at a line start after trimming leading
+/// whitespace, and the legacy `##[cmd]` anywhere in a line. A zero-width space
+/// breaks both markers while the text still reads the same. Line ends are kept.
 pub fn neutralize(text: &str) -> String {
-    text.lines()
+    text.split('\n')
         .map(|l| {
             let l = l.replace("##[", "##\u{200B}[");
-            if l.trim_start().starts_with("::") {
-                format!(" {l}")
+            let t = l.trim_start();
+            if let Some(rest) = t.strip_prefix("::") {
+                format!("{}:\u{200B}:{rest}", &l[..l.len() - t.len()])
             } else {
                 l
             }
@@ -407,8 +410,8 @@ pub mod tests {
     #[test]
     fn neutralizes_workflow_commands_in_untrusted_text() {
         assert_eq!(
-            neutralize("::error::x\nok ##[set-output name=a]b"),
-            " ::error::x\nok ##\u{200B}[set-output name=a]b"
+            neutralize("::error::x\n  ::warning::y\nok ##[set-output name=a]b\n"),
+            ":\u{200B}:error::x\n  :\u{200B}:warning::y\nok ##\u{200B}[set-output name=a]b\n"
         );
     }
 

@@ -682,3 +682,31 @@ async fn the_simulator_command_serves_with_a_written_env_file() {
     unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
 }
+
+#[tokio::test]
+async fn untrusted_text_cannot_become_a_workflow_command() {
+    let env = start().await;
+    // An app name is App Store Connect data: make one that tries to inject commands.
+    let ipa = env.path("Evil.ipa");
+    flightdeck::artifact::fixture::write_ipa(
+        &ipa,
+        &flightdeck::artifact::fixture::AppSpec::new(
+            "com.evil\n::set-env name=X::1 ##[add-path]/x",
+            "1.0",
+            "1",
+        ),
+    )
+    .unwrap();
+    let mut vars = env.vars();
+    vars.extend(kv(&[("GITHUB_ACTIONS", "true")]));
+    let out = fd(&vars, &["upload", ipa.to_str().unwrap()], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = s(&out.stderr);
+    assert!(
+        err.lines()
+            .all(|l| !l.trim_start().starts_with("::set-env")),
+        "{err}"
+    );
+    assert!(!err.contains("##[add-path]"), "{err}");
+    assert!(err.contains("com.evil"), "the text is still shown: {err}");
+}

@@ -113,13 +113,17 @@ pub struct WebhookArgs {
 
 #[derive(Debug, Args)]
 pub struct UploadArgs {
+    /// The .ipa (iOS, tvOS, visionOS) or .pkg (macOS) to upload.
     pub file: PathBuf,
     #[command(flatten)]
     pub app: AppArgs,
+    /// IOS, MAC_OS, TV_OS or VISION_OS (default: from the artifact; must agree with it).
     #[arg(long)]
     pub platform: Option<String>,
+    /// CFBundleShortVersionString (default: from the artifact; must agree with it).
     #[arg(long)]
     pub version: Option<String>,
+    /// CFBundleVersion (default: from the artifact; must agree with it).
     #[arg(long)]
     pub build_number: Option<String>,
     /// Succeed (reporting the existing ids) when the build number was already uploaded.
@@ -128,14 +132,16 @@ pub struct UploadArgs {
     /// Parts sent at once (1-32).
     #[arg(long, default_value_t = crate::plan::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
-    /// SHA_256 or MD5.
+    /// Whole-file checksum sent with the commit: SHA_256, MD5 or NONE.
     #[arg(long, default_value = "SHA_256")]
     pub checksum: String,
     /// Wait for processing after the upload.
     #[arg(long)]
     pub wait: bool,
+    /// Give up waiting after this long (default 30m); exit code 4.
     #[arg(long)]
     pub timeout: Option<String>,
+    /// Steady polling interval (default 30s; 5m with a webhook).
     #[arg(long)]
     pub poll_interval: Option<String>,
     #[command(flatten)]
@@ -144,12 +150,16 @@ pub struct UploadArgs {
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {
+    /// The build upload to wait for (the `build-upload-id` output of `upload`).
     #[arg(long, required_unless_present = "build", conflicts_with = "build")]
     pub build_upload: Option<String>,
+    /// A build to wait for.
     #[arg(long)]
     pub build: Option<String>,
+    /// Give up after this long (default 30m); exit code 4.
     #[arg(long)]
     pub timeout: Option<String>,
+    /// Steady polling interval (default 30s; 5m with a webhook).
     #[arg(long)]
     pub poll_interval: Option<String>,
     #[command(flatten)]

@@ -184,19 +184,7 @@ async fn github_outputs_summary_and_masks_with_no_secret_leaked() {
     );
     assert!(err.contains("::group::upload") && err.contains("::endgroup::"));
     let outputs = std::fs::read_to_string(&out_file).unwrap();
-    for name in [
-        "build-upload-id",
-        "build-id",
-        "app-id",
-        "version",
-        "build-number",
-        "platform",
-        "upload-state",
-        "processing-state",
-        "bytes-uploaded",
-        "upload-seconds",
-        "processing-seconds",
-    ] {
+    for name in UPLOAD_AND_WAIT_OUTPUTS {
         assert!(
             outputs.contains(&format!("{name}<<ghadelimiter_")),
             "output {name} missing:\n{outputs}"
@@ -242,13 +230,7 @@ async fn gitlab_dotenv_and_bitrise_envman_get_the_outputs() {
     );
     assert!(s(&out.stderr).contains("\x1b[0Ksection_start:"));
     // Bitrise, with a stand-in envman that records its arguments.
-    let bin = env.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let record = env.path("envman.log");
-    let script = format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", record.display());
-    std::fs::write(bin.join("envman"), script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.join("envman"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (bin, record) = fake_envman(env.dir.path());
     let deploy = env.path("deploy");
     let ipa2 = env.ipa("B2.ipa", "1.0", "42", 100_000);
     let mut vars = env.vars();

@@ -194,21 +194,9 @@ async fn the_github_action_runs_as_a_runner_runs_it() {
             )
         })
         .collect();
-    for name in [
-        "build-upload-id",
-        "build-id",
-        "app-id",
-        "version",
-        "build-number",
-        "platform",
-        "upload-state",
-        "processing-state",
-        "bytes-uploaded",
-        "upload-seconds",
-        "processing-seconds",
-    ] {
+    for name in UPLOAD_AND_WAIT_OUTPUTS {
         assert!(
-            !outputs[name].is_empty(),
+            !outputs[*name].is_empty(),
             "action output {name} is empty: {outputs:?}"
         );
     }
@@ -424,16 +412,7 @@ async fn the_bitrise_step_exports_through_envman_and_deploys_files() {
     let ipa = env.ipa("Rise.ipa", "6.0", "9", 80_000);
     let key = dir.join("AuthKey.p8");
     std::fs::write(&key, &env.private_pem).unwrap();
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let record = dir.join("envman.log");
-    std::fs::write(
-        bin.join("envman"),
-        format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", record.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(bin.join("envman"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (bin, record) = fake_envman(dir);
     let deploy = dir.join("deploy");
     std::fs::create_dir_all(&deploy).unwrap();
     let out = tokio::process::Command::new(repo().join("ci/bitrise/step.sh"))

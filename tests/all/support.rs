@@ -163,3 +163,33 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// The outputs an `upload --wait` sets, by their contract names.
+pub const UPLOAD_AND_WAIT_OUTPUTS: &[&str] = &[
+    "build-upload-id",
+    "build-id",
+    "app-id",
+    "version",
+    "build-number",
+    "platform",
+    "upload-state",
+    "processing-state",
+    "bytes-uploaded",
+    "upload-seconds",
+    "processing-seconds",
+];
+
+/// A stand-in `envman` that records each call's arguments: (its directory, the record file).
+pub fn fake_envman(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = dir.join("envman.log");
+    std::fs::write(
+        bin.join("envman"),
+        format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", record.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("envman"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, record)
+}

@@ -27,9 +27,15 @@ pub async fn execute(
     for (i, step) in plan.steps.iter().enumerate() {
         let title = format!("step {}/{}: {}", i + 1, plan.steps.len(), step.name());
         ctx.ci.group_start(&title);
-        let result = ctx
-            .or_cancel(run_step(ctx, step, plan, settings, &mut carry))
-            .await;
+        let result = match step {
+            // The wait handles cancellation itself, so it can delete its
+            // temporary webhook on the way out; dropping it here would not.
+            Step::Wait(_) => run_step(ctx, step, plan, settings, &mut carry).await,
+            _ => {
+                ctx.or_cancel(run_step(ctx, step, plan, settings, &mut carry))
+                    .await
+            }
+        };
         ctx.ci.group_end();
         match result {
             Ok(row) => rows.push(Row {

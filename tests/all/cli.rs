@@ -511,6 +511,38 @@ async fn sigterm_exits_130_keeps_outputs_and_deletes_the_temporary_webhook() {
 }
 
 #[tokio::test]
+async fn sigterm_during_a_pipeline_wait_still_deletes_the_temporary_webhook() {
+    let env = start_with(|c| c.processing_delay = std::time::Duration::from_secs(60)).await;
+    let ipa = env.ipa("P.ipa", "1.0", "72", 50_000);
+    let yml = format!(
+        "version: 1\nsteps:\n  - upload: {{ file: {} }}\n  - wait: {{ webhook: {{ listen: \"127.0.0.1:0\", register: auto }} }}\n",
+        ipa.display()
+    );
+    std::fs::write(env.path("flightdeck.yml"), yml).unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"));
+    cmd.env_clear()
+        .envs(env.vars())
+        .current_dir(env.dir.path())
+        .args(["run"]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().unwrap() as libc::pid_t;
+    eventually("the temporary webhook", || {
+        !env.sim().lock().webhooks.is_empty()
+    })
+    .await;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", s(&out.stderr));
+    assert!(
+        env.sim().lock().webhooks.is_empty(),
+        "temporary webhook deleted on cancellation"
+    );
+}
+
+#[tokio::test]
 async fn webhooks_listen_verifies_and_forwards() {
     use axum::body::Bytes;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Bytes)>();

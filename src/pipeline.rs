@@ -31,6 +31,10 @@ pub async fn execute(
             // The wait handles cancellation itself, so it can delete its
             // temporary webhook on the way out; dropping it here would not.
             Step::Wait(_) => run_step(ctx, step, plan, settings, &mut carry).await,
+            Step::Upload(_) => ctx
+                .or_cancel(run_step(ctx, step, plan, settings, &mut carry))
+                .await
+                .map_err(crate::upload::with_resume_hint),
             _ => {
                 ctx.or_cancel(run_step(ctx, step, plan, settings, &mut carry))
                     .await

@@ -113,7 +113,10 @@ pub(super) async fn upload(
     upload::reconcile(&up, &art)?;
     let ctx = build_ctx(s, reporter, cancel)?;
     ctx.ci.group_start("upload");
-    let done = ctx.or_cancel(upload::run(&ctx, &up)).await;
+    let done = ctx
+        .or_cancel(upload::run(&ctx, &up))
+        .await
+        .map_err(crate::upload::with_resume_hint);
     ctx.ci.group_end();
     let done = done?;
     done.report(&ctx);

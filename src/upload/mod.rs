@@ -185,6 +185,16 @@ pub async fn run(ctx: &Ctx, plan: &UploadPlan) -> Result<Uploaded, Error> {
     Ok(result)
 }
 
+/// A cancelled upload's error, telling the user the upload can be resumed.
+pub fn with_resume_hint(e: Error) -> Error {
+    match e.kind {
+        crate::error::ExitKind::Cancelled if e.hint.is_none() => {
+            e.with_hint("an interrupted upload stays AWAITING_UPLOAD on App Store Connect; run the same command again to resume it")
+        }
+        _ => e,
+    }
+}
+
 fn resumable(e: Error, upload_id: &str) -> Error {
     if matches!(
         e.kind,

@@ -118,3 +118,17 @@ fn wait_without_upload_is_explained() {
       hint: add an `upload` step before it, or run `flightdeck wait --build-upload ID` / `flightdeck testflight --build ID` directly
     ");
 }
+
+#[test]
+fn the_example_pipeline_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/flightdeck.yml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let p = parse(&text, "examples/flightdeck.yml").unwrap();
+    let plan = plan::from_pipeline(&p, &Env::default(), "examples/flightdeck.yml", None).unwrap();
+    assert_eq!(plan.steps.len(), 4);
+    let Step::Testflight(t) = &plan.steps[2] else {
+        panic!()
+    };
+    assert_eq!(t.whats_new["en-US"], "Fixes from a local build");
+    assert_eq!(t.whats_new.len(), 2);
+}

@@ -135,14 +135,18 @@ pub(super) async fn upload(
         )
         .await;
         ctx.ci.group_end();
-        let waited = r?;
-        waited.report(&ctx);
-        report.rows.push(Row {
-            step: "wait".into(),
-            result: waited.summary(),
-        });
+        report_wait(&ctx, report, &r?);
     }
     Ok(())
+}
+
+/// Outputs and the summary row of a finished wait.
+fn report_wait(ctx: &crate::context::Ctx, report: &mut Report, waited: &wait::Waited) {
+    waited.report(ctx);
+    report.rows.push(Row {
+        step: "wait".into(),
+        result: waited.summary(),
+    });
 }
 
 pub(super) async fn wait(
@@ -153,37 +157,26 @@ pub(super) async fn wait(
     cancel: CancellationToken,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let target = match (&a.build_upload, &a.build) {
-        (Some(u), _) => plan::WaitTarget::BuildUpload(u.clone()),
-        (None, Some(b)) => plan::WaitTarget::Build(b.clone()),
+    let (target, t) = match (&a.build_upload, &a.build) {
+        (Some(u), _) => (
+            plan::WaitTarget::BuildUpload(u.clone()),
+            wait::Target::BuildUpload(u.clone()),
+        ),
+        (None, Some(b)) => (
+            plan::WaitTarget::Build(b.clone()),
+            wait::Target::Build(b.clone()),
+        ),
         (None, None) => return Err(Error::input("pass --build-upload ID or --build ID")),
     };
-    let w = wait_plan(
-        target.clone(),
-        &a.timeout,
-        &a.poll_interval,
-        &a.webhook,
-        env,
-    )?;
+    let w = wait_plan(target, &a.timeout, &a.poll_interval, &a.webhook, env)?;
     let ctx = build_ctx(s, reporter, cancel)?;
     let app = if w.webhook.as_ref().is_some_and(|h| h.register.is_some()) {
         Some(app_id(&ctx, &a.app, s).await?)
     } else {
         None
     };
-    let t = match target {
-        plan::WaitTarget::Build(b) => wait::Target::Build(b),
-        plan::WaitTarget::BuildUpload(u) => wait::Target::BuildUpload(u),
-        plan::WaitTarget::PreviousUpload => {
-            return Err(Error::input("pass --build-upload ID or --build ID"));
-        }
-    };
     let waited = wait::run(&ctx, &w, t, app.as_deref(), s.webhook_secret.as_ref()).await?;
-    waited.report(&ctx);
-    report.rows.push(Row {
-        step: "wait".into(),
-        result: waited.summary(),
-    });
+    report_wait(&ctx, report, &waited);
     Ok(())
 }
 

@@ -43,6 +43,8 @@ pub enum Fault {
     ServerError,
     RateLimited,
     Drop,
+    /// Answer normally: lets a script place a fault on exactly the Nth request.
+    Pass,
 }
 
 /// The rates, the seeded generator, and the scripted faults still to come.
@@ -82,12 +84,19 @@ impl FaultInjector {
         }
     }
 
+    /// Scripted faults not yet used.
+    pub fn pending(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).2.len()
+    }
+
     /// The fault for the next request of `scope`, if any.
     pub fn next(&self, scope: Scope) -> Option<Fault> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (f, rng, queue) = &mut *g;
         if let Some(pos) = queue.iter().position(|(s, _)| *s == scope) {
-            return queue.remove(pos).map(|(_, fault)| fault);
+            return queue
+                .remove(pos)
+                .and_then(|(_, fault)| (fault != Fault::Pass).then_some(fault));
         }
         let roll: f64 = rng.random();
         let (p5, p429, pdrop) = match scope {
@@ -141,8 +150,11 @@ mod tests {
     #[test]
     fn scripted_faults_come_first_and_once() {
         let i = FaultInjector::new(Faults::default());
+        i.script(Scope::Part, Fault::Pass, 1);
         i.script(Scope::Part, Fault::Drop, 2);
         assert_eq!(i.next(Scope::Api), None);
+        assert_eq!(i.next(Scope::Part), None, "a scripted pass");
+        assert_eq!(i.pending(), 2);
         assert_eq!(i.next(Scope::Part), Some(Fault::Drop));
         assert_eq!(i.next(Scope::Part), Some(Fault::Drop));
         assert_eq!(i.next(Scope::Part), None);

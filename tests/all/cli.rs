@@ -464,6 +464,31 @@ async fn pipeline_run_dry_run_testflight_feedback_and_webhooks() {
     env.assert_conformant();
 }
 
+/// Start flightdeck with `args`, wait until it has registered its temporary
+/// webhook, send SIGTERM, and return what it printed and its exit status.
+async fn sigterm_once_webhook_registered(
+    env: &Env,
+    vars: Vec<(String, String)>,
+    args: &[&str],
+) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"));
+    cmd.env_clear()
+        .envs(vars)
+        .current_dir(env.dir.path())
+        .args(args);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().unwrap() as libc::pid_t;
+    eventually("the temporary webhook", || {
+        !env.sim().lock().webhooks.is_empty()
+    })
+    .await;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    child.wait_with_output().await.unwrap()
+}
+
 #[tokio::test]
 async fn sigterm_exits_130_keeps_outputs_and_deletes_the_temporary_webhook() {
     let env = start_with(|c| c.processing_delay = std::time::Duration::from_secs(60)).await;
@@ -474,30 +499,17 @@ async fn sigterm_exits_130_keeps_outputs_and_deletes_the_temporary_webhook() {
         ("GITHUB_ACTIONS", "true"),
         ("GITHUB_OUTPUT", out_file.to_str().unwrap()),
     ]));
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"));
-    cmd.env_clear()
-        .envs(vars)
-        .current_dir(env.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    cmd.args([
+    let ipa_arg = ipa.to_str().unwrap();
+    let args = [
         "upload",
-        ipa.to_str().unwrap(),
+        ipa_arg,
         "--wait",
         "--webhook-listen",
         "127.0.0.1:0",
         "--webhook-register",
         "auto",
-    ]);
-    let child = cmd.spawn().unwrap();
-    let pid = child.id().unwrap() as libc::pid_t;
-    eventually("the temporary webhook", || {
-        !env.sim().lock().webhooks.is_empty()
-    })
-    .await;
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let out = child.wait_with_output().await.unwrap();
+    ];
+    let out = sigterm_once_webhook_registered(&env, vars, &args).await;
     assert_eq!(out.status.code(), Some(130), "{}", s(&out.stderr));
     let outputs = std::fs::read_to_string(&out_file).unwrap();
     assert!(
@@ -519,22 +531,7 @@ async fn sigterm_during_a_pipeline_wait_still_deletes_the_temporary_webhook() {
         ipa.display()
     );
     std::fs::write(env.path("flightdeck.yml"), yml).unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"));
-    cmd.env_clear()
-        .envs(env.vars())
-        .current_dir(env.dir.path())
-        .args(["run"]);
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    let pid = child.id().unwrap() as libc::pid_t;
-    eventually("the temporary webhook", || {
-        !env.sim().lock().webhooks.is_empty()
-    })
-    .await;
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let out = child.wait_with_output().await.unwrap();
+    let out = sigterm_once_webhook_registered(&env, env.vars(), &["run"]).await;
     assert_eq!(out.status.code(), Some(130), "{}", s(&out.stderr));
     assert!(
         env.sim().lock().webhooks.is_empty(),

@@ -150,30 +150,47 @@ async fn a_lost_create_response_is_adopted_not_duplicated() {
     let env = start().await;
     let ctx = env.ctx();
     let ipa = env.ipa("L.ipa", "1.0", "9", 100_000);
-    // The create takes effect, then the connection drops; so does the reservation.
-    env.sim().faults.script(Scope::Api, Fault::Drop, 0);
-    let sim = env.sim().clone();
-    let guard = tokio::spawn(async move {
-        // Drop exactly the POST responses: queue drops as the requests arrive.
-        for _ in 0..200 {
-            let posts = sim
-                .lock()
-                .log
-                .iter()
-                .filter(|l| l.method == "GET" && l.path.contains("/buildUploads"))
-                .count();
-            if posts >= 1 {
-                sim.faults.script(Scope::Api, Fault::Drop, 2);
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-    });
+    // The API calls of an upload, in order: find the app, look for an existing
+    // upload, create it (answer lost), look again, reserve the file (answer lost).
+    let faults = &env.sim().faults;
+    for fault in [
+        Fault::Pass,
+        Fault::Pass,
+        Fault::Drop,
+        Fault::Pass,
+        Fault::Drop,
+    ] {
+        faults.script(Scope::Api, fault, 1);
+    }
     let done = upload::run(&ctx, &plan(&ipa)).await.unwrap();
-    guard.await.unwrap();
+    assert_eq!(faults.pending(), 0, "both drops were used");
+    assert_eq!(
+        env.count("POST", "/v1/buildUploads"),
+        1,
+        "the create was not repeated"
+    );
+    assert_eq!(
+        env.count("POST", "/v1/buildUploadFiles"),
+        1,
+        "the reservation was not repeated"
+    );
+    assert_eq!(
+        env.count("GET", "/v1/apps/1234567890/buildUploads"),
+        2,
+        "the lost create was looked up"
+    );
+    assert_eq!(
+        env.count(
+            "GET",
+            &format!("/v1/buildUploads/{}/buildUploadFiles", done.build_upload_id)
+        ),
+        1,
+        "the lost reservation was looked up"
+    );
     assert_eq!(uploads(&env).len(), 1);
     assert_eq!(uploads(&env)[0].id, done.build_upload_id);
     assert_eq!(env.sim().lock().files.len(), 1);
+    assert_eq!(received(&env), std::fs::read(&ipa).unwrap());
     env.assert_conformant();
 }
 

@@ -290,4 +290,8 @@ pub struct SimulatorArgs {
     /// Faults as JSON, e.g. '{"seed":7,"api_5xx":0.1,"part_drop":0.05}'.
     #[arg(long)]
     pub faults: Option<String>,
+    /// Bandwidth shared by all part uploads, like an uplink (e.g. 100Mbit/s,
+    /// 50MiB/s); unlimited by default.
+    #[arg(long)]
+    pub bandwidth: Option<String>,
 }

@@ -137,6 +137,12 @@ pub async fn simulator(
     cfg.processing_delay = crate::config::duration::parse(&a.processing_delay)
         .map_err(|e| Error::input(format!("--processing-delay: {e}")))?;
     cfg.seed_feedback = a.seed_feedback;
+    cfg.link_bytes_per_sec = a
+        .bandwidth
+        .as_deref()
+        .map(simulator::link::parse_rate)
+        .transpose()
+        .map_err(|e| Error::input(format!("--bandwidth: {e}")))?;
     if let Some(f) = &a.faults {
         cfg.faults = serde_json::from_str::<Faults>(f)
             .map_err(|e| Error::input(format!("--faults: {e}")))?;

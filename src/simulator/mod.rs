@@ -12,6 +12,7 @@
 
 pub mod faults;
 pub mod jsonapi;
+pub mod link;
 mod middleware;
 pub mod openapi;
 mod processing;
@@ -62,6 +63,10 @@ pub struct SimConfig {
     /// clients must then find the build themselves).
     #[serde(default)]
     pub omit_build_links: bool,
+    /// Bandwidth of the link that all part uploads share, in bytes per
+    /// second (None: as fast as loopback goes).
+    #[serde(default)]
+    pub link_bytes_per_sec: Option<u64>,
 }
 
 mod millis {
@@ -105,6 +110,7 @@ impl SimConfig {
             faults: Faults::default(),
             spool_dir: None,
             omit_build_links: false,
+            link_bytes_per_sec: None,
         }
     }
 }
@@ -118,6 +124,8 @@ pub struct Sim {
     pub spool: PathBuf,
     /// Signs upload part URLs.
     pub url_secret: String,
+    /// The network in front of the part uploads.
+    pub link: link::Link,
     clock_offset: AtomicI64,
     http: reqwest::Client,
     _spool_guard: Option<tempfile::TempDir>,
@@ -182,12 +190,16 @@ impl Drop for Handle {
 /// Bind and serve in the background. `listen` may use port 0.
 pub async fn spawn(config: SimConfig, listen: SocketAddr) -> std::io::Result<Handle> {
     let omit_build_links = config.omit_build_links;
+    let link = link::Link::new(config.link_bytes_per_sec);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
-    let guard = tempfile::Builder::new()
-        .prefix("flightdeck-sim-")
-        .tempdir()?;
+    let mut spool = tempfile::Builder::new();
+    spool.prefix("flightdeck-sim-");
+    let guard = match &config.spool_dir {
+        Some(dir) => spool.tempdir_in(dir)?,
+        None => spool.tempdir()?,
+    };
     let sim = Arc::new(Sim {
         faults: FaultInjector::new(config.faults.clone()),
         config: Mutex::new(config),
@@ -199,6 +211,7 @@ pub async fn spawn(config: SimConfig, listen: SocketAddr) -> std::io::Result<Han
         base_url: base_url.clone(),
         spool: guard.path().to_path_buf(),
         url_secret: crate::secret::random_hex(16).expose().to_string(),
+        link,
         clock_offset: AtomicI64::new(0),
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))

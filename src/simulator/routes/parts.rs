@@ -11,7 +11,6 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
     let xml = format!(
@@ -124,7 +123,7 @@ async fn put_part(
         );
     }
     let cut_at = (fault == Some(Fault::Drop)).then_some(length / 2);
-    let written = match write_at(&spool, offset, length, body, cut_at).await {
+    let written = match write_at(sim, &spool, offset, length, body, cut_at).await {
         Ok(n) => n,
         Err(_) if cut_at.is_some() => return dropped(),
         Err(e) => return s3_error(StatusCode::BAD_REQUEST, "IncompleteBody", &e),
@@ -153,39 +152,70 @@ async fn put_part(
     (StatusCode::OK, [("etag", etag)]).into_response()
 }
 
+/// Bytes gathered from the body before one positioned write to the spool.
+const BATCH: usize = 1 << 20;
+
 /// Stream the body into the spool file at `offset`; `cut_at` simulates a
-/// connection dropped after that many bytes.
+/// connection dropped after that many bytes. The body's buffers are written
+/// as they are (no copy), a batch at a time, with positioned writes on the
+/// blocking pool.
 async fn write_at(
+    sim: &S,
     spool: &std::path::Path,
     offset: u64,
     length: u64,
     body: Body,
     cut_at: Option<u64>,
 ) -> Result<u64, String> {
-    let mut f = tokio::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .open(spool)
-        .await
         .map_err(|e| e.to_string())?;
-    f.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| e.to_string())?;
+    let file = std::sync::Arc::new(file);
     let mut stream = body.into_data_stream();
-    let mut n = 0u64;
+    let (mut n, mut written) = (0u64, 0u64);
+    let mut batch: Vec<axum::body::Bytes> = Vec::new();
+    let mut batched = 0usize;
+    let flush = |batch: Vec<axum::body::Bytes>, at: u64| {
+        let file = file.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut at = at;
+                for b in &batch {
+                    file.write_all_at(b, at)?;
+                    at += b.len() as u64;
+                }
+                Ok::<_, std::io::Error>(())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+        }
+    };
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| format!("body ended early: {e}"))?;
         if n + chunk.len() as u64 > length {
             return Err(format!("more than the part's {length} bytes were sent"));
         }
-        f.write_all(&chunk).await.map_err(|e| e.to_string())?;
+        sim.link.pass(chunk.len()).await;
         n += chunk.len() as u64;
+        batched += chunk.len();
+        batch.push(chunk);
         if let Some(cut) = cut_at
             && n >= cut
         {
             return Err("connection dropped (injected)".into());
         }
+        if batched >= BATCH {
+            flush(std::mem::take(&mut batch), offset + written).await?;
+            written = n;
+            batched = 0;
+        }
     }
-    f.flush().await.map_err(|e| e.to_string())?;
+    if !batch.is_empty() {
+        flush(batch, offset + written).await?;
+    }
     Ok(n)
 }
 
@@ -205,7 +235,7 @@ pub async fn sink(sim: S, headers: HeaderMap, body: Body) -> Response {
             &e.to_string(),
         );
     }
-    match write_at(&path, 0, length, body, None).await {
+    match write_at(&sim, &path, 0, length, body, None).await {
         Ok(n) => (StatusCode::OK, format!("{n}\n")).into_response(),
         Err(e) => s3_error(StatusCode::BAD_REQUEST, "IncompleteBody", &e),
     }

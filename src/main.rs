@@ -48,7 +48,16 @@ fn main() -> ExitCode {
     let env = Env::from_process();
     init_logging(&cli, &env);
     flightdeck::auth::install_crypto_provider();
+    // A client's network work needs little CPU, and an upload's reader
+    // thread hashes every byte: it gets a core of its own (on 2 cores one
+    // worker uploaded 10-20% faster than two). The simulator, a server, takes all.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = match cli.command {
+        flightdeck::cli::Command::Simulator(_) => cores,
+        _ => cores.saturating_sub(1).max(1),
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-pub const CHUNK: usize = 256 << 10;
+pub const CHUNK: usize = 1 << 20;
 /// Bytes of file data read ahead of the network, across all parts: the
 /// reader takes one permit per chunk, the chunk's body stream gives it back.
 pub const WINDOW: usize = 24 << 20;
@@ -241,7 +241,7 @@ fn read_once(
             hash(&Bytes::from(buf));
         }
     } else {
-        let mut arena = bytes::BytesMut::with_capacity(4 * CHUNK);
+        let pool = Pool::default();
         for (number, _offset, length) in layout {
             let mut left = *length;
             let mut feed = feeds.remove(number);
@@ -255,12 +255,10 @@ fn read_once(
                     None => None,
                 };
                 let n = CHUNK.min(left as usize);
-                // Read into a reused arena rather than a fresh allocation per
-                // chunk: `reserve` reclaims the space once earlier chunks are dropped.
-                arena.reserve(n);
-                arena.resize(n, 0);
-                f.read_exact(&mut arena[..])?;
-                let buf = arena.split().freeze();
+                let mut chunk = pool.take();
+                f.read_exact(&mut chunk.buf[..n])?;
+                chunk.len = n;
+                let buf = Bytes::from_owner(chunk);
                 hash(&buf);
                 left -= n as u64;
                 if let (Some(tx), Some(permit)) = (&feed, permit)
@@ -273,6 +271,49 @@ fn read_once(
         }
     }
     Ok(digests.finish())
+}
+
+/// Chunk buffers handed back when the network is done with them, so the
+/// reader neither allocates nor clears memory per chunk. The window bounds
+/// how many exist at once.
+#[derive(Default, Clone)]
+struct Pool(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl Pool {
+    fn take(&self) -> Pooled {
+        let buf = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_else(|| vec![0; CHUNK]);
+        Pooled {
+            buf,
+            len: 0,
+            pool: self.clone(),
+        }
+    }
+}
+
+/// A chunk of file data in a pooled buffer; `len` bytes of it are valid.
+struct Pooled {
+    buf: Vec<u8>,
+    len: usize,
+    pool: Pool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Ok(mut free) = self.pool.0.lock() {
+            free.push(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 /// The whole-file digests being computed.

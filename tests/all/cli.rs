@@ -631,6 +631,20 @@ async fn webhooks_listen_verifies_and_forwards() {
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
+
+    // A bandwidth it cannot read is an input error, before anything listens.
+    let out = fd(
+        &[],
+        &["--ci", "none", "simulator", "--bandwidth", "5furlongs"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        s(&out.stderr).contains("--bandwidth: \"5furlongs\": unknown unit \"furlongs\""),
+        "{}",
+        s(&out.stderr)
+    );
 }
 
 #[tokio::test]

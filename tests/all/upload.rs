@@ -60,6 +60,33 @@ async fn multi_part_upload_lands_byte_identical_with_verified_checksum() {
 }
 
 #[tokio::test]
+async fn parts_larger_than_a_read_chunk_arrive_intact() {
+    // Parts of 3 MiB + 5 bytes: several pooled 1 MiB chunks per part, a short
+    // last chunk in each, and buffers reused across parts.
+    let env = start_with(|c| c.part_size = (3 << 20) + 5).await;
+    let ipa = env.ipa("Big.ipa", "1.0", "7", 7_500_000);
+    let done = upload::run(&env.ctx(), &plan(&ipa)).await.unwrap();
+    assert_eq!(env.count("PUT", "/_upload/"), 3);
+    assert_eq!(received(&env), std::fs::read(&ipa).unwrap());
+    let file = env.sim().lock().files.values().next().unwrap().clone();
+    assert_eq!(file.checksum, Some(("SHA_256".into(), sha256_file(&ipa))));
+    assert_eq!(done.bytes_uploaded, std::fs::metadata(&ipa).unwrap().len());
+}
+
+#[tokio::test]
+async fn a_slow_uplink_paces_every_part() {
+    // 1 MB through a 2 MiB/s link takes about half a second, however many
+    // parts share it (less the link's 20 ms of burst).
+    let env = start_with(|c| c.link_bytes_per_sec = Some(2 << 20)).await;
+    let ipa = env.ipa("App.ipa", "1.0", "8", 1_000_000);
+    let started = std::time::Instant::now();
+    upload::run(&env.ctx(), &plan(&ipa)).await.unwrap();
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(430), "{took:?}");
+    assert_eq!(received(&env), std::fs::read(&ipa).unwrap());
+}
+
+#[tokio::test]
 async fn md5_checksum_when_asked_and_pkg_uploads() {
     let env = start().await;
     let ctx = env.ctx();

@@ -47,14 +47,18 @@ impl Backend for Local {
         _a: &[Annotation],
         _json: &str,
     ) -> io::Result<()> {
-        // The Markdown summary, minus its table rules and the outputs block (listed below).
+        // The Markdown summary's headline and steps. Its error message and
+        // hint are left out: the error annotation above already showed them,
+        // and the final error line repeats the message last. The outputs
+        // block is listed below.
         let body = summary_md.split("<details>").next().unwrap_or_default();
         if !body.trim().is_empty() {
             writeln!(out)?;
-            for line in body
-                .lines()
-                .filter(|l| !l.starts_with("| ---") && !l.starts_with("| step |"))
-            {
+            for line in body.lines().filter(|l| {
+                (l.starts_with("### ") || l.starts_with('|'))
+                    && !l.starts_with("| ---")
+                    && !l.starts_with("| step |")
+            }) {
                 let line = line
                     .trim_start_matches("### ")
                     .trim_matches('|')
@@ -69,5 +73,23 @@ impl Backend for Local {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_terminal_summary_does_not_repeat_the_error() {
+        let md = "### ❌ flightdeck upload failed (exit 2)\n\nApp.ipa: no such file\n\n> check the path\n\n| step | result |\n| --- | --- |\n| upload | failed |\n\n<details><summary>outputs</summary>\n\n| output | value |\n</details>\n";
+        let mut local = Local::default();
+        let mut out = Vec::new();
+        local.output(&mut out, "app-id", "123").unwrap();
+        local.finish(&mut out, md, &[], "{}").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\n❌ flightdeck upload failed (exit 2)\nupload: failed\n\noutputs:\n  app-id = 123\n"
+        );
     }
 }

@@ -70,7 +70,8 @@ if [ "$status" -ne 0 ]; then
   src="${FLIGHTDECK_SOURCE:-$(cd "$(dirname "$0")/.." && pwd)}"
   command -v cargo >/dev/null || { log "no release binary and no cargo to build from source"; exit 1; }
   log "building from source in $src"
-  cargo install --locked --quiet --path "$src" --root "$cache_root/build" >&2
+  # cargo install reads .cargo/config.toml from the working directory, not from $src: pass its build setting.
+  AWS_LC_SYS_NO_JITTER_ENTROPY=1 cargo install --locked --quiet --path "$src" --root "$cache_root/build" >&2
   cp "$cache_root/build/bin/flightdeck" "$bin"
 fi
 printf '%s\n' "$bin"

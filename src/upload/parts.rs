@@ -228,17 +228,16 @@ fn read_once(
     // Hashing inline on this thread measured faster than a separate hashing
     // thread on a 2-core runner (less contention); sending runs on the runtime.
     let mut digests = Hasher::new(hashing);
-    let mut hash = |b: &Bytes| digests.update(b);
+    let mut hash = |b: &[u8]| digests.update(b);
     if !single_pass {
         // Operations that do not tile the file: parts read their own ranges; hash in one sequential pass.
+        let mut buf = vec![0u8; CHUNK];
         loop {
-            let mut buf = vec![0u8; CHUNK];
             let n = f.read(&mut buf)?;
             if n == 0 {
                 break;
             }
-            buf.truncate(n);
-            hash(&Bytes::from(buf));
+            hash(&buf[..n]);
         }
     } else {
         let pool = Pool::default();
@@ -576,6 +575,42 @@ mod tests {
         assert!(!covers(&[part(1, 0, 10), part(2, 11, 4)], 15));
         assert!(!covers(&[part(1, 0, 10), part(2, 9, 6)], 15));
         assert!(!covers(&[part(1, 0, 10)], 15));
+    }
+
+    #[test]
+    fn every_read_path_hashes_the_whole_file_and_feeds_the_parts() {
+        use sha2::Digest;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let data: Vec<u8> = (0..2 * CHUNK + 12_345)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let want = hex::encode(sha2::Sha256::digest(&data));
+        let window = Arc::new(tokio::sync::Semaphore::new(WINDOW / CHUNK));
+        let sha = Hashing {
+            sha256: true,
+            md5: false,
+        };
+        // Operations that do not tile the file: hashed in a pass of its own.
+        let d = read_once(&path, &[], HashMap::new(), sha, false, &window, rt.handle()).unwrap();
+        assert_eq!(d.sha256.as_deref(), Some(want.as_str()));
+        // Tiling: part 1 is fed chunk by chunk; part 2's first attempt has ended
+        // (its receiver is gone), so it is only hashed.
+        let first = CHUNK as u64 + 7;
+        let layout = [(1, 0, first), (2, first, data.len() as u64 - first)];
+        let (tx1, mut rx1) = mpsc::channel(WINDOW / CHUNK);
+        let (tx2, rx2) = mpsc::channel(1);
+        drop(rx2);
+        let feeds = HashMap::from([(1, tx1), (2, tx2)]);
+        let d = read_once(&path, &layout, feeds, sha, true, &window, rt.handle()).unwrap();
+        assert_eq!(d.sha256.as_deref(), Some(want.as_str()));
+        let mut fed = Vec::new();
+        while let Ok((chunk, _permit)) = rx1.try_recv() {
+            fed.extend_from_slice(&chunk);
+        }
+        assert_eq!(fed, &data[..first as usize]);
     }
 
     proptest::proptest! {

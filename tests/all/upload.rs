@@ -74,6 +74,26 @@ async fn parts_larger_than_a_read_chunk_arrive_intact() {
 }
 
 #[tokio::test]
+async fn the_simulator_spools_where_it_is_told() {
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path().to_path_buf();
+    let env = start_with(move |c| c.spool_dir = Some(dir)).await;
+    let ipa = env.ipa("App.ipa", "1.0", "9", 100_000);
+    upload::run(&env.ctx(), &plan(&ipa)).await.unwrap();
+    let file = env
+        .sim()
+        .lock()
+        .files
+        .values()
+        .next()
+        .unwrap()
+        .spool
+        .clone();
+    assert!(file.starts_with(spool.path()), "{}", file.display());
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&ipa).unwrap());
+}
+
+#[tokio::test]
 async fn a_slow_uplink_paces_every_part() {
     // 1 MB through a 2 MiB/s link takes about half a second, however many
     // parts share it (less the link's 20 ms of burst).

@@ -9,9 +9,7 @@ use flightdeck::artifact::fixture::{AppSpec, write_ipa};
 use flightdeck::auth::{Issuer, SystemClock, TokenSource, key};
 use flightdeck::ci::{Paths, Platform, Reporter};
 use flightdeck::context::Ctx;
-use flightdeck::plan::{
-    ChecksumAlgorithm, Register, UploadPlan, WaitPlan, WaitTarget, WebhookListen,
-};
+use flightdeck::plan::{Register, UploadPlan, WaitPlan, WaitTarget, WebhookListen};
 use flightdeck::simulator::{self, SimConfig, state::DEMO_BUNDLE_ID};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,17 +66,7 @@ async fn run() {
                 &AppSpec::new(DEMO_BUNDLE_ID, "1.0", &build.to_string()),
             )
             .unwrap();
-            let up = UploadPlan {
-                file: ipa,
-                app: None,
-                version: None,
-                build_number: None,
-                platform: None,
-                skip_if_exists: false,
-                concurrency: 4,
-                checksum: ChecksumAlgorithm::Sha256,
-                origin: None,
-            };
+            let up = UploadPlan::for_file(ipa);
             let done = flightdeck::upload::run(&ctx, &up).await.unwrap();
             let plan = WaitPlan {
                 target: WaitTarget::PreviousUpload,

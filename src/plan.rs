@@ -63,6 +63,24 @@ pub struct UploadPlan {
     pub origin: Option<Location>,
 }
 
+impl UploadPlan {
+    /// Upload `file` with the defaults: every value from the artifact, the
+    /// default concurrency, SHA-256.
+    pub fn for_file(file: impl Into<PathBuf>) -> Self {
+        Self {
+            file: file.into(),
+            app: None,
+            version: None,
+            build_number: None,
+            platform: None,
+            skip_if_exists: false,
+            concurrency: DEFAULT_CONCURRENCY,
+            checksum: ChecksumAlgorithm::Sha256,
+            origin: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WaitTarget {

@@ -10,17 +10,7 @@ use flightdeck::upload;
 use std::path::Path;
 
 pub fn plan(file: &Path) -> UploadPlan {
-    UploadPlan {
-        file: file.to_path_buf(),
-        app: None,
-        version: None,
-        build_number: None,
-        platform: None,
-        skip_if_exists: false,
-        concurrency: 4,
-        checksum: ChecksumAlgorithm::Sha256,
-        origin: None,
-    }
+    UploadPlan::for_file(file)
 }
 
 fn uploads(env: &Env) -> Vec<flightdeck::simulator::state::Upload> {

@@ -31,9 +31,8 @@ fn cpu_secs(t: libc::timeval) -> f64 {
     t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }
 
-/// Run a command to completion; (wall time, peak RSS in KiB, success, CPU
-/// seconds of the command, CPU seconds of the simulator meanwhile).
-fn measure(cmd: &mut Command) -> (Duration, u64, bool, f64, f64) {
+/// Run a command to completion: its figures, and whether it succeeded.
+fn measure(cmd: &mut Command) -> (Run, bool) {
     let server_before = own_cpu();
     let start = Instant::now();
     let child = cmd.stdin(Stdio::null()).spawn().expect("spawn");
@@ -46,15 +45,20 @@ fn measure(cmd: &mut Command) -> (Duration, u64, bool, f64, f64) {
     assert_eq!(rc, pid, "wait4 failed");
     std::mem::forget(child);
     let cpu = cpu_secs(usage.ru_utime) + cpu_secs(usage.ru_stime);
-    (
+    let run = Run {
         wall,
-        usage.ru_maxrss as u64,
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        rss: usage.ru_maxrss as u64,
         cpu,
-        own_cpu() - server_before,
+        server: own_cpu() - server_before,
+    };
+    (
+        run,
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
     )
 }
 
+/// One measured command: wall time, peak RSS in KiB, its CPU seconds, and
+/// the simulator's CPU seconds meanwhile.
 #[derive(Clone, Copy)]
 struct Run {
     wall: Duration,
@@ -154,7 +158,7 @@ impl Bench {
             let file = self.dir.join(format!("Big{tag}{build}.ipa"));
             std::fs::hard_link(&self.ipa, &file).ok();
             let log = self.dir.join(format!("flightdeck{tag}{build}.log"));
-            let (wall, rss, ok, cpu, server) = measure(
+            let (run, ok) = measure(
                 Command::new(
                     std::env::var_os("FLIGHTDECK_BENCH_BIN")
                         .unwrap_or_else(|| env!("CARGO_BIN_EXE_flightdeck").into()),
@@ -182,15 +186,10 @@ impl Bench {
                 "flightdeck upload failed:\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
-            Run {
-                wall,
-                rss,
-                cpu,
-                server,
-            }
+            run
         };
         let curl_run = || {
-            let (wall, rss, ok, cpu, server) = measure(
+            let (run, ok) = measure(
                 Command::new("curl")
                     .args(["-sS", "-o", "/dev/null", "-T"])
                     .arg(&self.ipa)
@@ -198,12 +197,7 @@ impl Bench {
                     .stdout(Stdio::null()),
             );
             assert!(ok, "curl failed");
-            Run {
-                wall,
-                rss,
-                cpu,
-                server,
-            }
+            run
         };
         let free = || {
             let mut st = sim.sim.lock();

@@ -103,13 +103,37 @@ pub struct BuildRec {
     pub auto_notify: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Group {
     pub id: String,
     pub app_id: String,
     pub name: String,
     pub internal: bool,
     pub all_builds: bool,
+    pub link: PublicLink,
+}
+
+/// A group's public TestFlight link settings.
+#[derive(Debug, Clone, Default)]
+pub struct PublicLink {
+    pub enabled: bool,
+    pub limit_enabled: bool,
+    pub limit: Option<i64>,
+    /// Made the first time the link is enabled, kept afterwards.
+    pub id: Option<String>,
+}
+
+/// A beta tester of the team, in some of its apps and groups.
+#[derive(Debug, Clone, Default)]
+pub struct Tester {
+    pub id: String,
+    pub seq: u64,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub state: String,
+    pub apps: BTreeSet<String>,
+    pub groups: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +222,10 @@ pub struct State {
     pub deliveries: Vec<Delivery>,
     pub events: BTreeMap<String, EventRec>,
     pub feedback: Vec<Feedback>,
+    pub testers: BTreeMap<String, Tester>,
+    /// (tester id, app id) of every invitation sent.
+    pub invitations: Vec<(String, String)>,
+    pub expired_builds: BTreeSet<String>,
     pub violations: Vec<String>,
     pub log: Vec<Logged>,
     /// Build number -> forced processing result (INVALID, FAILED) for tests.
@@ -243,6 +271,7 @@ impl State {
                 name: name.into(),
                 internal,
                 all_builds: all,
+                ..Default::default()
             });
         }
     }
@@ -322,7 +351,7 @@ impl State {
         let mut attrs = json!({
             "version": b.version, "uploadedDate": ts(b.uploaded),
             "expirationDate": ts(b.uploaded + jiff::SignedDuration::from_hours(90 * 24)),
-            "expired": false, "minOsVersion": "17.0", "processingState": b.processing_state,
+            "expired": self.expired_builds.contains(&b.id), "minOsVersion": "17.0", "processingState": b.processing_state,
             "buildAudienceType": "APP_STORE_ELIGIBLE",
         });
         if let Some(v) = b.uses_non_exempt_encryption {
@@ -340,10 +369,31 @@ impl State {
     }
 
     pub fn render_group(&self, g: &Group, base: &str) -> Value {
-        json!({"type": "betaGroups", "id": g.id,
-               "attributes": {"name": g.name, "isInternalGroup": g.internal, "hasAccessToAllBuilds": g.all_builds,
-                              "publicLinkEnabled": false, "feedbackEnabled": true},
+        let mut attrs = json!({"name": g.name, "isInternalGroup": g.internal, "hasAccessToAllBuilds": g.all_builds,
+                               "publicLinkEnabled": g.link.enabled, "publicLinkLimitEnabled": g.link.limit_enabled,
+                               "feedbackEnabled": true});
+        if let Some(l) = g.link.limit {
+            attrs["publicLinkLimit"] = json!(l);
+        }
+        if let (true, Some(id)) = (g.link.enabled, &g.link.id) {
+            attrs["publicLinkId"] = json!(id);
+            attrs["publicLink"] = json!(format!("https://testflight.apple.com/join/{id}"));
+        }
+        json!({"type": "betaGroups", "id": g.id, "attributes": attrs,
+               "relationships": {"app": to_one("apps", Some(&g.app_id))},
                "links": {"self": format!("{base}/v1/betaGroups/{}", g.id)}})
+    }
+
+    pub fn render_tester(&self, t: &Tester, base: &str) -> Value {
+        let mut attrs = json!({"email": t.email, "inviteType": "EMAIL", "state": t.state});
+        if let Some(f) = &t.first_name {
+            attrs["firstName"] = json!(f);
+        }
+        if let Some(l) = &t.last_name {
+            attrs["lastName"] = json!(l);
+        }
+        json!({"type": "betaTesters", "id": t.id, "attributes": attrs,
+               "links": {"self": format!("{base}/v1/betaTesters/{}", t.id)}})
     }
 
     pub fn render_localization(&self, l: &Localization, base: &str) -> Value {

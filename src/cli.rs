@@ -188,6 +188,9 @@ pub struct TestflightArgs {
     /// Export compliance answer when the build has none.
     #[arg(long)]
     pub uses_non_exempt_encryption: Option<bool>,
+    /// Once distributed, expire the app's older builds of the same platform.
+    #[arg(long)]
+    pub expire_previous: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod artifact;
+pub mod audience;
 pub mod auth;
 pub mod ci;
 pub mod cli;

@@ -132,6 +132,8 @@ pub struct TestFlightPlan {
     pub submit_for_review: bool,
     pub notify: bool,
     pub uses_non_exempt_encryption: Option<bool>,
+    /// Expire the app's older builds of the platform once distributed.
+    pub expire_previous: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,6 +176,8 @@ pub struct Plan {
     pub file: String,
     pub app: Option<AppRef>,
     pub steps: Vec<Step>,
+    /// The TestFlight audience, reconciled before the testflight step.
+    pub audience: Option<crate::audience::Audience>,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -342,6 +346,10 @@ pub fn from_pipeline(
         };
         steps.push(planned);
     }
+    let audience = p
+        .audience
+        .as_ref()
+        .map(|a| crate::audience::from_spec(a, env, file, &mut r.problems));
     // Steps that need an earlier upload.
     if !uploaded {
         for (i, s) in steps.iter().enumerate() {
@@ -360,6 +368,7 @@ pub fn from_pipeline(
             file: file.to_string(),
             app,
             steps,
+            audience,
         }),
     }
 }
@@ -470,6 +479,9 @@ fn testflight(r: &mut Resolver, t: &spec::TestflightStep) -> TestFlightPlan {
         notify: r.bool(&t.notify, "notify").unwrap_or(false),
         uses_non_exempt_encryption: r
             .bool(&t.uses_non_exempt_encryption, "uses-non-exempt-encryption"),
+        expire_previous: r
+            .bool(&t.expire_previous, "expire-previous")
+            .unwrap_or(false),
     }
 }
 

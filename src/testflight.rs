@@ -15,6 +15,8 @@ pub struct Distributed {
     pub localizations: Vec<String>,
     pub submitted_for_review: bool,
     pub notified: bool,
+    /// Older builds expired by `expire-previous`.
+    pub expired: Option<crate::audience::expire::Expired>,
 }
 
 /// Pick groups by name; unknown names are an input error with suggestions.
@@ -173,5 +175,27 @@ pub async fn run(
             .map_err(|e| Error::from(e).context("notifying testers"))?;
         out.notified = true;
     }
+    if plan.expire_previous {
+        out.expired = Some(expire_previous(ctx, build_id).await?);
+    }
     Ok(out)
+}
+
+/// Expire the app's older builds once this one is distributed.
+async fn expire_previous(
+    ctx: &Ctx,
+    build_id: &str,
+) -> Result<crate::audience::expire::Expired, Error> {
+    let app_id = r::get_build_app_id(&ctx.api, build_id)
+        .await?
+        .ok_or_else(|| Error::transient(format!("build {build_id} names no app")))?;
+    let done = crate::audience::expire::expire_previous(&ctx.api, &app_id, build_id, None)
+        .await
+        .map_err(|e| e.context("expiring previous builds"))?;
+    for id in &done.kept_for_review {
+        ctx.ci.notice(format!(
+            "build {id} was not expired: a beta review of it is pending"
+        ));
+    }
+    Ok(done)
 }

@@ -198,6 +198,7 @@ pub(super) async fn testflight(
         submit_for_review: a.submit_for_review,
         notify: a.notify,
         uses_non_exempt_encryption: a.uses_non_exempt_encryption,
+        expire_previous: a.expire_previous,
     };
     let ctx = build_ctx(s, reporter, cancel)?;
     let d = ctx

@@ -57,9 +57,12 @@ pub enum Command {
     Run {
         #[arg(long)]
         pipeline: Option<PathBuf>,
-        /// Validate, resolve and print the plan; call nothing.
+        /// Validate, resolve and print the plan; call nothing (an `audience:` is read, never written).
         #[arg(long)]
         dry_run: bool,
+        /// Confirm an audience prune that leaves a group with no testers.
+        #[arg(long)]
+        yes: bool,
     },
     /// Validate a pipeline file; errors carry file:line:column.
     Validate {
@@ -77,6 +80,12 @@ pub enum Command {
     /// Manage App Store Connect webhooks, or receive them.
     #[command(subcommand)]
     Webhooks(WebhooksCmd),
+    /// Reconcile the pipeline's `audience:` (groups, testers, public links).
+    #[command(subcommand)]
+    Audience(AudienceCmd),
+    /// One-off beta tester management (fastlane's tester CSV format).
+    #[command(subcommand)]
+    Testers(TestersCmd),
     /// Print the highest build number App Store Connect knows + 1.
     NextBuildNumber(NextArgs),
     /// Run the embedded App Store Connect simulator.
@@ -297,4 +306,78 @@ pub struct SimulatorArgs {
     /// 50MiB/s); unlimited by default.
     #[arg(long)]
     pub bandwidth: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AudienceArgs {
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Confirm a prune that leaves a group with no testers.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AudienceCmd {
+    /// Show the changes that would make App Store Connect match; write nothing.
+    Plan(AudienceArgs),
+    /// Make the changes.
+    Apply(AudienceArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TestersCmd {
+    /// List the app's testers, or one group's.
+    List {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Add a tester to a group (inviting them).
+    Add {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+    },
+    /// Remove a tester from a group, or from the app.
+    Remove {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        email: String,
+        #[arg(
+            long,
+            required_unless_present = "whole_app",
+            conflicts_with = "whole_app"
+        )]
+        group: Option<String>,
+        /// From the app and every group of it.
+        #[arg(long = "app")]
+        whole_app: bool,
+    },
+    /// Add every tester of a CSV (first name,last name,email[,groups]) to a group.
+    Import {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        group: String,
+        file: PathBuf,
+    },
+    /// Write the app's (or a group's) testers as a CSV that `import` reads back.
+    Export {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }

@@ -24,7 +24,23 @@ pub async fn execute(
     rows: &mut Vec<Row>,
 ) -> Result<Carry, Error> {
     let mut carry = Carry::default();
+    // Tester files are read and checked before the first write.
+    let desired = match &plan.audience {
+        Some(a) => Some(crate::audience::load(a, |p| settings.display_path(p))?),
+        None => None,
+    };
+    // The audience is reconciled just before the testflight step (or last).
+    let audience_at = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::Testflight(_)))
+        .unwrap_or(plan.steps.len());
     for (i, step) in plan.steps.iter().enumerate() {
+        if i == audience_at
+            && let Some(d) = &desired
+        {
+            reconcile_audience(ctx, plan, d, &carry, rows).await?;
+        }
         let title = format!("step {}/{}: {}", i + 1, plan.steps.len(), step.name());
         ctx.ci.group_start(&title);
         let result = match step {
@@ -55,7 +71,49 @@ pub async fn execute(
             }
         }
     }
+    if audience_at == plan.steps.len()
+        && let Some(d) = &desired
+    {
+        reconcile_audience(ctx, plan, d, &carry, rows).await?;
+    }
     Ok(carry)
+}
+
+async fn reconcile_audience(
+    ctx: &Ctx,
+    plan: &Plan,
+    desired: &crate::audience::Desired,
+    carry: &Carry,
+    rows: &mut Vec<Row>,
+) -> Result<(), Error> {
+    ctx.ci.group_start("audience");
+    let confirmed = plan.audience.as_ref().is_some_and(|a| a.confirmed);
+    let result = async {
+        let app = app_id(ctx, plan, carry).await?;
+        let mode = crate::commands::audience::mode(ctx, true, confirmed);
+        let rec = ctx
+            .or_cancel(crate::audience::reconcile(&ctx.api, &app, desired, mode))
+            .await?;
+        for c in &rec.plan.changes {
+            tracing::info!("{c}");
+        }
+        Ok::<_, Error>(crate::commands::audience::row(ctx, &rec))
+    }
+    .await;
+    ctx.ci.group_end();
+    match result {
+        Ok(row) => {
+            rows.push(row);
+            Ok(())
+        }
+        Err(e) => {
+            rows.push(Row {
+                step: "audience".into(),
+                result: format!("failed: {}", e.message),
+            });
+            Err(e)
+        }
+    }
 }
 
 /// The app id for steps that need one: the upload's, else the plan's.
@@ -149,6 +207,7 @@ async fn run_step(
                 .and_then(|u| u.artifact.uses_non_exempt_encryption);
             let d = testflight::run(ctx, t, &build, enc).await?;
             ctx.ci.set_output("build-id", &d.build_id);
+            report_expired(ctx, &d);
             Ok(testflight_row(&d))
         }
         Step::Feedback(f) => {
@@ -206,7 +265,25 @@ pub fn testflight_row(d: &testflight::Distributed) -> String {
     if d.notified {
         parts.push("testers notified".into());
     }
+    if let Some(x) = &d.expired {
+        let builds: Vec<String> = x
+            .expired
+            .iter()
+            .map(|(id, n)| format!("{n} ({id})"))
+            .collect();
+        parts.push(match builds.len() {
+            0 => "no older build to expire".into(),
+            n => format!("expired {n} older build(s): {}", builds.join(", ")),
+        });
+    }
     parts.join("; ")
+}
+
+/// `builds-expired`: how many older builds `expire-previous` expired.
+pub fn report_expired(ctx: &Ctx, d: &testflight::Distributed) {
+    if let Some(x) = &d.expired {
+        ctx.ci.set_output("builds-expired", x.expired.len());
+    }
 }
 
 pub fn report_feedback(ctx: &Ctx, p: &feedback::Pulled) {

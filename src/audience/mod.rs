@@ -78,6 +78,75 @@ pub struct GroupSpec {
 pub struct Audience {
     pub prune: bool,
     pub groups: Vec<GroupSpec>,
+    /// `--yes`: emptying a group by pruning was confirmed.
+    #[serde(skip)]
+    pub confirmed: bool,
+}
+
+/// How a reconcile runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// false: plan only, send no write.
+    pub apply: bool,
+    /// A person at a terminal could confirm (stdin is a TTY, no CI).
+    pub interactive: bool,
+    /// `--yes` was given.
+    pub confirmed: bool,
+}
+
+/// A reconcile's result: the plan, and what applying it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reconciled {
+    pub plan: plan::Plan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<apply::Applied>,
+    /// Public link URL per managed group whose link is open.
+    pub public_links: BTreeMap<String, String>,
+}
+
+/// Read App Store Connect, plan, and (in apply mode) apply.
+pub async fn reconcile(
+    api: &Client,
+    app_id: &str,
+    desired: &Desired,
+    mode: Mode,
+) -> Result<Reconciled, Error> {
+    let names: Vec<&str> = desired.groups.iter().map(|g| g.name.as_str()).collect();
+    let actual = read_actual(api, app_id, &names).await?;
+    let plan = plan::plan(desired, &actual)?;
+    let managed = |name: &str| names.iter().any(|n| n.eq_ignore_ascii_case(name));
+    let mut links: BTreeMap<String, String> = actual
+        .groups
+        .iter()
+        .filter(|g| managed(&g.name) && g.link.enabled)
+        .filter_map(|g| Some((g.name.clone(), g.link.url.clone()?)))
+        .collect();
+    if !mode.apply {
+        return Ok(Reconciled {
+            plan,
+            applied: None,
+            public_links: links,
+        });
+    }
+    if !plan.emptied.is_empty() && mode.interactive && !mode.confirmed {
+        return Err(Error::input(format!(
+            "pruning would leave {} with no testers",
+            plan.emptied.join(", ")
+        ))
+        .with_hint("check the tester lists; pass --yes to go ahead"));
+    }
+    let applied = apply::apply(api, app_id, &plan, &actual).await?;
+    links = applied
+        .public_links
+        .iter()
+        .filter(|(g, _)| managed(g))
+        .map(|(g, u)| (g.clone(), u.clone()))
+        .collect();
+    Ok(Reconciled {
+        plan,
+        applied: Some(applied),
+        public_links: links,
+    })
 }
 
 /// The audience with every file read and checked.
@@ -214,7 +283,11 @@ pub fn from_spec(
         }
     }
     check_unique_groups(&groups, problems);
-    Audience { prune, groups }
+    Audience {
+        prune,
+        groups,
+        confirmed: false,
+    }
 }
 
 fn testers_of(

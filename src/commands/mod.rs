@@ -14,7 +14,9 @@ use crate::outcome::{Outcome, Row};
 use crate::plan::{self, AppRef};
 use crate::secret::Secret;
 use crate::{pipeline, spec};
+pub mod audience;
 mod oneshot;
+mod testers;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,8 @@ pub fn name(c: &Command) -> &'static str {
         Command::Feedback(_) => "feedback",
         Command::Webhooks(_) => "webhooks",
         Command::NextBuildNumber(_) => "next-build-number",
+        Command::Audience(_) => "audience",
+        Command::Testers(_) => "testers",
         Command::Simulator(_) => "simulator",
         Command::Demo => "demo",
         Command::Schema => "schema",
@@ -233,15 +237,44 @@ async fn dispatch(
             report.data = serde_json::to_value(&plan).ok();
             Ok(())
         }
-        Command::Run { pipeline, dry_run } => {
-            let plan = load_plan(&pipeline_path(pipeline, s), env, s)?;
+        Command::Run {
+            pipeline,
+            dry_run,
+            yes,
+        } => {
+            let mut plan = load_plan(&pipeline_path(pipeline, s), env, s)?;
+            // Every tester file is read and checked before anything is sent.
+            let desired = plan
+                .audience
+                .as_ref()
+                .map(|a| audience::load(a, s))
+                .transpose()?;
+            if let Some(a) = &mut plan.audience {
+                a.confirmed = *yes;
+            }
             if *dry_run {
                 s.credentials()?;
-                report.text = Some(format!(
-                    "{}dry run: nothing was called\n",
-                    plan::render(&plan)
-                ));
+                report.text = Some(plan::render(&plan));
                 report.data = serde_json::to_value(&plan).ok();
+                let Some(d) = desired else {
+                    report.text = report
+                        .text
+                        .take()
+                        .map(|t| t + "dry run: nothing was called\n");
+                    return Ok(());
+                };
+                // The audience plan needs App Store Connect's side: read, never write.
+                let ctx = build_ctx(s, reporter, cancel)?;
+                let app = audience::app_id(&ctx, plan.app.as_ref()).await?;
+                let mode = audience::mode(&ctx, false, *yes);
+                let rec = ctx
+                    .or_cancel(crate::audience::reconcile(&ctx.api, &app, &d, mode))
+                    .await?;
+                audience::finish(&ctx, &rec, report);
+                report.text = report
+                    .text
+                    .take()
+                    .map(|t| t + "dry run: nothing was changed\n");
                 return Ok(());
             }
             let ctx = build_ctx(s, reporter, cancel)?;
@@ -281,6 +314,8 @@ async fn dispatch(
             let ctx = build_ctx(s, reporter, cancel)?;
             crate::webhooks::command::run(&ctx, w, s, env, report).await
         }
+        Command::Audience(a) => audience::run(a, s, env, reporter, cancel, report).await,
+        Command::Testers(t) => testers::run(t, s, reporter, cancel, report).await,
         Command::Simulator(a) => crate::demo::simulator(a, &reporter, cancel).await,
         Command::Demo => crate::demo::run(env, &reporter, cancel, report).await,
         Command::Schema => {

@@ -205,6 +205,7 @@ pub(super) async fn testflight(
         .or_cancel(testflight::run(&ctx, &tf, &a.build, None))
         .await?;
     ctx.ci.set_output("build-id", &d.build_id);
+    pipeline::report_expired(&ctx, &d);
     report.rows.push(Row {
         step: "testflight".into(),
         result: pipeline::testflight_row(&d),

@@ -72,7 +72,7 @@ pub async fn create_group(sim: S, bytes: Bytes) -> Response {
         all_builds: internal && a["hasAccessToAllBuilds"].as_bool().unwrap_or(false),
         ..Default::default()
     };
-    if let Err(r) = apply_link(&mut g, a) {
+    if let Some(r) = apply_link(&mut g, a) {
         return r;
     }
     let r = group_doc(&st, &g, &sim.base_url, 201);
@@ -80,13 +80,14 @@ pub async fn create_group(sim: S, bytes: Bytes) -> Response {
     r
 }
 
-/// Public link attributes of a create or update request, checked as Apple does.
-fn apply_link(g: &mut Group, a: &Value) -> Result<(), Response> {
+/// Public link attributes of a create or update request, checked as Apple
+/// does; the error response when they are refused.
+fn apply_link(g: &mut Group, a: &Value) -> Option<Response> {
     let enabled = a["publicLinkEnabled"].as_bool();
     let limit_enabled = a["publicLinkLimitEnabled"].as_bool();
     let limit = a["publicLinkLimit"].as_i64();
     if g.internal && (enabled == Some(true) || limit_enabled == Some(true)) {
-        return Err(conflict(
+        return Some(conflict(
             "ENTITY_ERROR.ATTRIBUTE.INVALID",
             "Public links are only available for external beta groups.",
             Some("/data/attributes/publicLinkEnabled"),
@@ -95,7 +96,7 @@ fn apply_link(g: &mut Group, a: &Value) -> Result<(), Response> {
     if let Some(l) = limit
         && !(1..=PUBLIC_LINK_MAX).contains(&l)
     {
-        return Err(conflict(
+        return Some(conflict(
             "ENTITY_ERROR.ATTRIBUTE.INVALID",
             &format!("publicLinkLimit must be between 1 and {PUBLIC_LINK_MAX}."),
             Some("/data/attributes/publicLinkLimit"),
@@ -113,7 +114,7 @@ fn apply_link(g: &mut Group, a: &Value) -> Result<(), Response> {
     if limit.is_some() {
         g.link.limit = limit;
     }
-    Ok(())
+    None
 }
 
 pub async fn get_group(sim: S, id: Id) -> Response {
@@ -134,7 +135,7 @@ pub async fn update_group(sim: S, id: Id, bytes: Bytes) -> Response {
     if let Some(n) = a["name"].as_str() {
         g.name = n.to_string();
     }
-    if let Err(r) = apply_link(&mut g, a) {
+    if let Some(r) = apply_link(&mut g, a) {
         return r;
     }
     let r = group_doc(&st, &g, &sim.base_url, 200);

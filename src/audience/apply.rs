@@ -327,6 +327,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn apples_already_a_tester_conflict_is_recognised() {
+        let body = br#"{"errors":[{"status":"409","code":"ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE","title":"t","detail":"'a@b.co' is already a tester in this beta group."}]}"#;
+        let e = ApiError::from_status(409, "POST", "/v1/betaTesters", body, None);
+        assert!(e.kind == ApiErrorKind::Conflict && already_tester(&e));
+        let other = br#"{"errors":[{"status":"409","code":"ENTITY_ERROR.RELATIONSHIP.INVALID","title":"t","detail":"There is no beta group 'x'."}]}"#;
+        let e = ApiError::from_status(409, "POST", "/v1/betaTesters", other, None);
+        assert!(!already_tester(&e));
+    }
+
+    #[test]
     fn the_reserve_keeps_a_slice_of_the_hour() {
         assert_eq!(reserve(3500), 70);
         assert_eq!(reserve(100), 10);

@@ -18,6 +18,13 @@ pub struct Row {
 
 /// Parse a tester CSV. `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Vec<Row>, Error> {
+    let (rows, problems) = parse_all(text, file);
+    Error::many(problems).map_or(Ok(rows), Err)
+}
+
+/// The good rows and a problem per bad line, so callers can check the good
+/// rows further and still report everything at once.
+pub fn parse_all(text: &str, file: &str) -> (Vec<Row>, Vec<Error>) {
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     let at = |line: u32| Location {
@@ -75,7 +82,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Row>, Error> {
             line,
         });
     }
-    Error::many(problems).map_or(Ok(rows), Err)
+    (rows, problems)
 }
 
 fn non_empty(s: &str) -> Option<String> {

@@ -383,8 +383,10 @@ pub fn load(a: &Audience, show: impl Fn(&std::path::Path) -> String) -> Result<D
             Testers::File(path) => {
                 let shown = show(path);
                 match std::fs::read_to_string(path) {
-                    Ok(text) => match csv::parse(&text, &shown) {
-                        Ok(rows) => Some(
+                    Ok(text) => {
+                        let (rows, bad) = csv::parse_all(&text, &shown);
+                        problems.extend(bad);
+                        Some(
                             rows.into_iter()
                                 .map(|r| {
                                     let at = Location {
@@ -395,12 +397,8 @@ pub fn load(a: &Audience, show: impl Fn(&std::path::Path) -> String) -> Result<D
                                     (r.person, at)
                                 })
                                 .collect(),
-                        ),
-                        Err(e) => {
-                            problems.push(e);
-                            Some(vec![])
-                        }
-                    },
+                        )
+                    }
                     Err(e) => {
                         let mut err =
                             Error::input(format!("cannot read the tester file {shown}: {e}"));
@@ -421,15 +419,8 @@ pub fn load(a: &Audience, show: impl Fn(&std::path::Path) -> String) -> Result<D
             testers,
         });
     }
-    // Errors carry their own related lists (a CSV's lines); flatten them.
-    let flat: Vec<Error> = problems
-        .into_iter()
-        .flat_map(|mut e| {
-            let rel = std::mem::take(&mut e.related);
-            std::iter::once(e).chain(rel)
-        })
-        .collect();
-    match Error::many(flat) {
+    problems.sort_by_key(|e| e.location.as_deref().map(|l| (l.file.clone(), l.line)));
+    match Error::many(problems) {
         Some(e) => Err(e),
         None => Ok(Desired {
             prune: a.prune,

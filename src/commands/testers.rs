@@ -75,7 +75,7 @@ fn read_csv(file: &std::path::Path, s: &Settings) -> Result<Vec<Person>, Error> 
     let shown = s.display_path(file);
     let text = std::fs::read_to_string(file)
         .map_err(|e| Error::input(format!("cannot read {shown}: {e}")))?;
-    let rows = csv::parse(&text, &shown)?;
+    let (rows, mut problems) = csv::parse_all(&text, &shown);
     let a = audience::Audience {
         prune: false,
         groups: vec![audience::GroupSpec {
@@ -96,12 +96,24 @@ fn read_csv(file: &std::path::Path, s: &Settings) -> Result<Vec<Person>, Error> 
         confirmed: false,
     };
     // `load` folds duplicates and refuses conflicting names, naming both lines.
-    let d = audience::load(&a, |p| s.display_path(p))?;
-    Ok(d.groups
-        .into_iter()
-        .next()
-        .and_then(|g| g.testers)
-        .unwrap_or_default())
+    let loaded = audience::load(&a, |p| s.display_path(p));
+    let people = match loaded {
+        Ok(d) => d.groups.into_iter().next().and_then(|g| g.testers),
+        Err(e) => {
+            let rel = e.related.clone();
+            problems.push(Error {
+                related: vec![],
+                ..e
+            });
+            problems.extend(rel);
+            None
+        }
+    };
+    problems.sort_by_key(|e| e.location.as_deref().map(|l| l.line));
+    match Error::many(problems) {
+        Some(e) => Err(e),
+        None => Ok(people.unwrap_or_default()),
+    }
 }
 
 async fn find_group(ctx: &Ctx, app_id: &str, name: &str) -> Result<beta::Group, Error> {

@@ -1,6 +1,7 @@
 //! The integration tests, built as one binary. Everything runs against the
 //! embedded App Store Connect simulator on loopback.
 
+mod audience;
 mod cli;
 mod integrations;
 mod sim_routes;

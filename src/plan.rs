@@ -549,5 +549,13 @@ pub fn render(plan: &Plan) -> String {
         };
         out.push_str(&format!("  {n}. {line}\n"));
     }
+    if let Some(a) = &plan.audience {
+        let names: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
+        out.push_str(&format!(
+            "  audience: {} (prune: {}), reconciled before the testflight step\n",
+            names.join(", "),
+            a.prune
+        ));
+    }
     out
 }

@@ -230,6 +230,9 @@ async fn dispatch(
     match &cli.command {
         Command::Validate { pipeline } => {
             let plan = load_plan(&pipeline_path(pipeline, s), env, s)?;
+            if let Some(a) = &plan.audience {
+                audience::load(a, s)?;
+            }
             report.text = Some(format!(
                 "{}ok: the pipeline is valid\n",
                 plan::render(&plan)

@@ -310,8 +310,8 @@ async fn a_stale_plan_and_a_lost_create_response_never_duplicate_a_tester() {
     assert_eq!(env.count("POST", "/v1/betaTesters"), 2, "one create each");
     assert_eq!(
         env.count("POST", "/v1/betaGroups/"),
-        1,
-        "the read-back found it, so it was linked, not created again"
+        2,
+        "each time the tester was found, so it was linked, not created again"
     );
     let n = env
         .sim()
@@ -562,4 +562,86 @@ async fn expire_previous_expires_exactly_the_older_builds() {
     assert_eq!(doc["outputs"]["builds-expired"], "0");
     assert_eq!(env.count("PATCH", "/v1/builds/"), 2);
     env.assert_conformant();
+}
+
+#[tokio::test]
+async fn pruning_a_group_to_zero_needs_yes_when_interactive() {
+    let env = start().await;
+    let ctx = env.ctx();
+    let desired = one("keep@example.com");
+    let apply = Mode {
+        apply: true,
+        interactive: true,
+        confirmed: false,
+    };
+    audience::reconcile(&ctx.api, APP_ID, &desired, apply)
+        .await
+        .unwrap();
+    let mut empty = desired.clone();
+    empty.prune = true;
+    empty.groups[0].testers = Some(vec![]);
+    let plan_only = Mode {
+        apply: false,
+        ..apply
+    };
+    let rec = audience::reconcile(&ctx.api, APP_ID, &empty, plan_only)
+        .await
+        .unwrap();
+    assert_eq!(rec.plan.emptied, vec!["Beta"]);
+    let before = writes(&env);
+    let e = audience::reconcile(&ctx.api, APP_ID, &empty, apply)
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.hint.unwrap().contains("--yes"));
+    assert_eq!(writes(&env), before, "refused before any write");
+    let yes = Mode {
+        confirmed: true,
+        ..apply
+    };
+    audience::reconcile(&ctx.api, APP_ID, &empty, yes)
+        .await
+        .unwrap();
+    assert!(emails_in(&env, "Beta").is_empty());
+}
+
+#[tokio::test]
+async fn validate_accepts_the_audience_and_expire_previous() {
+    let env = start().await;
+    let dir = env.dir.path();
+    pipeline(dir, true);
+    write_csv(dir, &csv_lines(2, None));
+    let yml = std::fs::read_to_string(dir.join("flightdeck.yml")).unwrap().replace(
+        "  - feedback: { out: fb }\n",
+        "  - upload: { file: A.ipa }\n  - wait: {}\n  - testflight: { groups: [Beta], expire-previous: true }\n",
+    );
+    std::fs::write(dir.join("flightdeck.yml"), &yml).unwrap();
+    let out = fd(&env.vars(), &["--output", "json", "validate"], dir).await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["data"]["steps"][2]["testflight"]["expire_previous"],
+        true
+    );
+    assert_eq!(doc["data"]["audience"]["groups"][1]["name"], "Sprint 12");
+    // validate reads the tester files too.
+    write_csv(dir, "a,b,nobody\n");
+    let out = fd(&env.vars(), &["validate"], dir).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        s(&out.stderr).contains("testers/beta.csv:1:1"),
+        "{}",
+        s(&out.stderr)
+    );
+    // A misspelt key is refused at its line, with the nearest valid key.
+    std::fs::write(
+        dir.join("flightdeck.yml"),
+        yml.replace("public-link", "public-links"),
+    )
+    .unwrap();
+    let out = fd(&env.vars(), &["validate"], dir).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = s(&out.stderr);
+    assert!(err.contains("flightdeck.yml:11"), "{err}");
+    assert!(err.contains("public-link"), "{err}");
 }

@@ -371,47 +371,7 @@ pub fn load(a: &Audience, show: impl Fn(&std::path::Path) -> String) -> Result<D
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     let mut groups = Vec::new();
     for g in &a.groups {
-        let listed: Option<Vec<(Person, Location)>> = match &g.testers {
-            Testers::Unmanaged => None,
-            Testers::Inline(people) => Some(
-                people
-                    .iter()
-                    .cloned()
-                    .zip(g.inline_at.iter().cloned())
-                    .collect(),
-            ),
-            Testers::File(path) => {
-                let shown = show(path);
-                match std::fs::read_to_string(path) {
-                    Ok(text) => {
-                        let (rows, bad) = csv::parse_all(&text, &shown);
-                        problems.extend(bad);
-                        Some(
-                            rows.into_iter()
-                                .map(|r| {
-                                    let at = Location {
-                                        file: shown.clone(),
-                                        line: r.line,
-                                        column: 1,
-                                    };
-                                    (r.person, at)
-                                })
-                                .collect(),
-                        )
-                    }
-                    Err(e) => {
-                        let mut err =
-                            Error::input(format!("cannot read the tester file {shown}: {e}"));
-                        if let Some(at) = &g.at {
-                            err = err.at(at.clone());
-                        }
-                        problems.push(err);
-                        Some(vec![])
-                    }
-                }
-            }
-        };
-        let testers = listed.map(|list| dedupe(list, &mut seen, &mut problems));
+        let testers = listed(g, &show, &mut problems).map(|l| dedupe(l, &mut seen, &mut problems));
         groups.push(DesiredGroup {
             name: g.name.clone(),
             external: g.external,
@@ -426,6 +386,52 @@ pub fn load(a: &Audience, show: impl Fn(&std::path::Path) -> String) -> Result<D
             prune: a.prune,
             groups,
         }),
+    }
+}
+
+/// A group's testers with where each was written; None when unmanaged.
+fn listed(
+    g: &GroupSpec,
+    show: &impl Fn(&std::path::Path) -> String,
+    problems: &mut Vec<Error>,
+) -> Option<Vec<(Person, Location)>> {
+    match &g.testers {
+        Testers::Unmanaged => None,
+        Testers::Inline(people) => Some(
+            people
+                .iter()
+                .cloned()
+                .zip(g.inline_at.iter().cloned())
+                .collect(),
+        ),
+        Testers::File(path) => {
+            let shown = show(path);
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    let mut err = Error::input(format!("cannot read the tester file {shown}: {e}"));
+                    if let Some(at) = &g.at {
+                        err = err.at(at.clone());
+                    }
+                    problems.push(err);
+                    return Some(vec![]);
+                }
+            };
+            let (rows, bad) = csv::parse_all(&text, &shown);
+            problems.extend(bad);
+            Some(
+                rows.into_iter()
+                    .map(|r| {
+                        let at = Location {
+                            file: shown.clone(),
+                            line: r.line,
+                            column: 1,
+                        };
+                        (r.person, at)
+                    })
+                    .collect(),
+            )
+        }
     }
 }
 

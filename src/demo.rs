@@ -10,7 +10,7 @@ use crate::commands::{Report, build_ctx, load_plan};
 use crate::config::env::Env;
 use crate::config::{Credentials, Settings};
 use crate::error::Error;
-use crate::simulator::{self, SimConfig, faults::Faults};
+use asc_simulator::{self as simulator, SimConfig, faults::Faults};
 use base64::Engine;
 use std::path::Path;
 use std::sync::Arc;
@@ -79,9 +79,9 @@ pub async fn run(
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
     let mut app =
-        crate::artifact::fixture::AppSpec::new(simulator::state::DEMO_BUNDLE_ID, "1.0.0", "1");
+        asc_simulator::fixture::AppSpec::new(simulator::state::DEMO_BUNDLE_ID, "1.0.0", "1");
     app.payload_bytes = 3 * 1024 * 1024;
-    crate::artifact::fixture::write_ipa(&dir.join("Example.ipa"), &app)
+    asc_simulator::fixture::write_ipa(&dir.join("Example.ipa"), &app)
         .map_err(|e| Error::input(e.to_string()))?;
     let pipeline = dir.join("flightdeck.yml");
     std::fs::write(&pipeline, pipeline_yaml(&dir)).map_err(|e| Error::input(e.to_string()))?;

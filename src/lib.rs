@@ -24,7 +24,6 @@ pub mod outcome;
 pub mod pipeline;
 pub mod plan;
 pub mod secret;
-pub mod simulator;
 pub mod spec;
 pub mod testflight;
 pub mod upload;

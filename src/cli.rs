@@ -111,6 +111,19 @@ pub struct WebhookArgs {
     pub webhook_register: Option<String>,
 }
 
+/// How to wait for processing: shared by `wait` and `upload --wait`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WaitFlags {
+    /// Give up waiting after this long (default 30m); exit code 4.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Steady polling interval (default 30s; 5m with a webhook).
+    #[arg(long)]
+    pub poll_interval: Option<String>,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct UploadArgs {
     /// The .ipa (iOS, tvOS, visionOS) or .pkg (macOS) to upload.
@@ -138,14 +151,8 @@ pub struct UploadArgs {
     /// Wait for processing after the upload.
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this long (default 30m); exit code 4.
-    #[arg(long)]
-    pub timeout: Option<String>,
-    /// Steady polling interval (default 30s; 5m with a webhook).
-    #[arg(long)]
-    pub poll_interval: Option<String>,
     #[command(flatten)]
-    pub webhook: WebhookArgs,
+    pub waiting: WaitFlags,
 }
 
 #[derive(Debug, Args)]
@@ -156,14 +163,8 @@ pub struct WaitArgs {
     /// A build to wait for.
     #[arg(long)]
     pub build: Option<String>,
-    /// Give up after this long (default 30m); exit code 4.
-    #[arg(long)]
-    pub timeout: Option<String>,
-    /// Steady polling interval (default 30s; 5m with a webhook).
-    #[arg(long)]
-    pub poll_interval: Option<String>,
     #[command(flatten)]
-    pub webhook: WebhookArgs,
+    pub waiting: WaitFlags,
     /// The app (needed only to register a temporary webhook).
     #[command(flatten)]
     pub app: AppArgs,

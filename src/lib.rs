@@ -10,6 +10,7 @@
 //! ```
 
 pub mod api;
+pub mod app;
 pub mod artifact;
 pub mod auth;
 pub mod ci;
@@ -17,11 +18,9 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
-pub mod demo;
 pub mod error;
 pub mod feedback;
 pub mod outcome;
-pub mod pipeline;
 pub mod plan;
 pub mod secret;
 pub mod simulator;

@@ -140,9 +140,9 @@ impl Backend for GitLab {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ci::Location;
     use crate::ci::tests::Buf;
     use crate::ci::{Platform, Reporter};
-    use crate::error::Location;
 
     #[test]
     fn dotenv_is_strict_one_line_per_key() {

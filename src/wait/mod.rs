@@ -21,12 +21,8 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// What the wait is for.
-#[derive(Debug, Clone)]
-pub enum Target {
-    BuildUpload(String),
-    Build(String),
-}
+/// What the wait is for: the plan's target, resolved (`WaitTarget::resolve`).
+pub use crate::plan::WaitTarget as Target;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Waited {
@@ -39,42 +35,6 @@ pub struct Waited {
     pub timeline: Vec<(String, f64)>,
     /// What ended the wait: "webhook" or "poll".
     pub decided_by: String,
-}
-
-impl Waited {
-    pub fn report(&self, ctx: &Ctx) {
-        let c = &ctx.ci;
-        if let Some(v) = &self.build_upload_id {
-            c.set_output("build-upload-id", v);
-        }
-        if let Some(v) = &self.upload_state {
-            c.set_output("upload-state", v);
-        }
-        if let Some(v) = &self.build_id {
-            c.set_output("build-id", v);
-        }
-        if let Some(v) = &self.processing_state {
-            c.set_output("processing-state", v);
-        }
-        c.set_output(
-            "processing-seconds",
-            format!("{:.1}", self.processing_seconds),
-        );
-    }
-
-    pub fn summary(&self) -> String {
-        let t: Vec<String> = self
-            .timeline
-            .iter()
-            .map(|(s, secs)| format!("{s} {}", duration::format(Duration::from_secs_f64(*secs))))
-            .collect();
-        format!(
-            "processed in {} ({}); decided by {}",
-            duration::format(Duration::from_secs_f64(self.processing_seconds)),
-            t.join(", "),
-            self.decided_by
-        )
-    }
 }
 
 /// Observed states with the time each was first seen.
@@ -185,6 +145,7 @@ async fn check(
             (Some(id.clone()), Some(state.to_string()), build)
         }
         Target::Build(id) => (None, None, Some(r::get_build(&ctx.api, id).await?)),
+        Target::PreviousUpload => return Err(unresolved()),
     };
     let Some(build) = build else {
         t.observe("upload COMPLETE, build not yet visible");
@@ -304,6 +265,10 @@ impl Listener {
     }
 }
 
+fn unresolved() -> Error {
+    Error::input("wait needs an earlier upload step")
+}
+
 pub async fn run(
     ctx: &Ctx,
     plan: &WaitPlan,
@@ -342,6 +307,7 @@ async fn wait_loop(
     let (what, id) = match target {
         Target::BuildUpload(id) => ("build upload", id.clone()),
         Target::Build(id) => ("build", id.clone()),
+        Target::PreviousUpload => return Err(unresolved()),
     };
     tracing::info!(
         "waiting for {what} {id} (timeout {}, polling every {})",

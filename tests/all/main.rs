@@ -3,6 +3,7 @@
 
 mod cli;
 mod integrations;
+mod layout;
 mod sim_routes;
 mod support;
 mod upload;

@@ -1,18 +1,19 @@
 //! `flightdeck webhooks ...`: manage the app's webhooks, and `listen`, a
 //! long-running receiver that verifies, dedupes, logs and forwards.
 
-use super::SIGNATURE_HEADER;
-use super::receiver::{self, Receiver};
+use super::app_id;
+use super::report::Report;
 use crate::api::resources::{self as r, WebhookChanges};
 use crate::ci::Reporter;
 use crate::cli::WebhooksCmd;
-use crate::commands::{Report, app_id};
 use crate::config::Settings;
 use crate::config::env::Env;
 use crate::context::Ctx;
 use crate::error::Error;
-use crate::outcome::Row;
 use crate::secret::Secret;
+use crate::webhooks::SIGNATURE_HEADER;
+use crate::webhooks::receiver::{self, Delivery, Receiver};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const EVENT_TYPES: &[&str] = &[
@@ -55,13 +56,38 @@ fn secret_from(env: &Env, var: &str) -> Result<String, Error> {
     Ok(env
         .lookup(&[var])?
         .ok_or_else(|| {
-            Error::input(format!("{var} is not set: a webhook needs a secret"))
+            Error::unset(var, "a webhook needs a secret")
                 .with_hint(format!("export {var}=<a long random string>"))
         })?
         .value)
 }
 
-pub async fn run(
+pub(super) async fn run(
+    cmd: &WebhooksCmd,
+    s: &Settings,
+    env: &Env,
+    reporter: Arc<Reporter>,
+    cancel: CancellationToken,
+    report: &mut Report,
+) -> Result<(), Error> {
+    if let WebhooksCmd::Listen {
+        listen: addr,
+        secret_env,
+        forward,
+    } = cmd
+    {
+        let secret = env
+            .lookup(&[secret_env.as_str()])?
+            .ok_or_else(|| Error::unset(secret_env, "the listener needs the webhook's secret"))?;
+        reporter.mask(&secret.value);
+        return listen(addr, Secret::new(secret.value), forward, &reporter, cancel).await;
+    }
+    let ctx = super::build_ctx(s, reporter, cancel)?;
+    manage(&ctx, cmd, s, env, report).await
+}
+
+/// The subcommands that call App Store Connect.
+async fn manage(
     ctx: &Ctx,
     cmd: &WebhooksCmd,
     s: &Settings,
@@ -88,10 +114,7 @@ pub async fn run(
                     at.event_types.unwrap_or_default().join(",")
                 ));
             }
-            report.rows.push(Row {
-                step: "webhooks list".into(),
-                result: format!("{} webhook(s)", hooks.len()),
-            });
+            report.row("webhooks list", format!("{} webhook(s)", hooks.len()));
             report.data = Some(serde_json::json!(
                 hooks
                     .iter()
@@ -116,10 +139,7 @@ pub async fn run(
             let h =
                 r::create_webhook(&ctx.api, &app, name, url, &secret, &events, !disabled).await?;
             ctx.ci.set_output("webhook-id", &h.id);
-            report.rows.push(Row {
-                step: "webhooks create".into(),
-                result: format!("webhook {} for {url}", h.id),
-            });
+            report.row("webhooks create", format!("webhook {} for {url}", h.id));
             report.text = Some(format!("{}\n", h.id));
             Ok(())
         }
@@ -151,26 +171,17 @@ pub async fn run(
                 url: url.clone(),
             };
             r::update_webhook(&ctx.api, id, &ch).await?;
-            report.rows.push(Row {
-                step: "webhooks update".into(),
-                result: format!("webhook {id} updated"),
-            });
+            report.row("webhooks update", format!("webhook {id} updated"));
             Ok(())
         }
         WebhooksCmd::Delete { id } => {
             r::delete_webhook(&ctx.api, id).await?;
-            report.rows.push(Row {
-                step: "webhooks delete".into(),
-                result: format!("webhook {id} deleted"),
-            });
+            report.row("webhooks delete", format!("webhook {id} deleted"));
             Ok(())
         }
         WebhooksCmd::Ping { id } => {
             let ping = r::ping_webhook(&ctx.api, id).await?;
-            report.rows.push(Row {
-                step: "webhooks ping".into(),
-                result: format!("ping {ping} sent to webhook {id}"),
-            });
+            report.row("webhooks ping", format!("ping {ping} sent to webhook {id}"));
             report.text = Some(format!("{ping}\n"));
             Ok(())
         }
@@ -195,10 +206,10 @@ pub async fn run(
                     crate::ci::neutralize(&a.error_message.unwrap_or_default())
                 ));
             }
-            report.rows.push(Row {
-                step: "webhooks deliveries".into(),
-                result: format!("{} deliveries", page.data.len()),
-            });
+            report.row(
+                "webhooks deliveries",
+                format!("{} deliveries", page.data.len()),
+            );
             report.data = Some(serde_json::json!({
                 "deliveries": page.data.iter().map(|d| serde_json::json!({"id": d.id, "attributes": d.attrs()})).collect::<Vec<_>>(),
                 "events": page.included,
@@ -208,10 +219,7 @@ pub async fn run(
         }
         WebhooksCmd::Redeliver { delivery_id } => {
             let d = r::redeliver(&ctx.api, delivery_id).await?;
-            report.rows.push(Row {
-                step: "webhooks redeliver".into(),
-                result: format!("delivery {} queued", d.id),
-            });
+            report.row("webhooks redeliver", format!("delivery {} queued", d.id));
             report.text = Some(format!("{}\n", d.id));
             Ok(())
         }
@@ -222,7 +230,7 @@ pub async fn run(
 }
 
 /// Receive deliveries until cancelled; forward each verified one.
-pub async fn listen(
+async fn listen(
     addr: &str,
     secret: Secret,
     forward: &[String],
@@ -231,10 +239,10 @@ pub async fn listen(
 ) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::input(format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|e| Error::io("listen on", addr, e))?;
     let bound = listener
         .local_addr()
-        .map_err(|e| Error::input(e.to_string()))?;
+        .map_err(|e| Error::io("listen on", addr, e))?;
     let (recv, mut rx) = Receiver::new(secret);
     let server = receiver::serve(listener, recv, cancel.clone());
     reporter.line(&format!(
@@ -247,16 +255,35 @@ pub async fn listen(
             _ = cancel.cancelled() => break,
             Some(d) = rx.recv() => {
                 for url in forward {
-                    let sent = http.post(url).header("content-type", "application/json").header(SIGNATURE_HEADER, &d.signature).body(d.body.clone()).send().await;
-                    match sent {
-                        Ok(r) if r.status().is_success() => tracing::info!("forwarded {} to {url}", d.event.kind),
-                        Ok(r) => reporter.warning(format!("forwarding {} to {url}: answered {}", d.event.kind, r.status())),
-                        Err(e) => reporter.warning(format!("forwarding {} to {url}: {}", d.event.kind, crate::api::client::describe_transport(&e))),
-                    }
+                    forward_one(&http, url, &d, reporter).await;
                 }
             }
         }
     }
     let _ = server.await;
     Ok(())
+}
+
+/// Send one verified delivery (body and Apple's signature) on to `url`; a
+/// failure is a warning, the listener keeps going.
+async fn forward_one(http: &reqwest::Client, url: &str, d: &Delivery, reporter: &Reporter) {
+    let sent = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header(SIGNATURE_HEADER, &d.signature)
+        .body(d.body.clone())
+        .send()
+        .await;
+    let kind = &d.event.kind;
+    match sent {
+        Ok(r) if r.status().is_success() => tracing::info!("forwarded {kind} to {url}"),
+        Ok(r) => reporter.warning(format!(
+            "forwarding {kind} to {url}: answered {}",
+            r.status()
+        )),
+        Err(e) => reporter.warning(format!(
+            "forwarding {kind} to {url}: {}",
+            crate::api::error::describe_transport(&e)
+        )),
+    }
 }

@@ -79,9 +79,8 @@ pub async fn run(
     let mut app =
         crate::artifact::fixture::AppSpec::new(simulator::state::DEMO_BUNDLE_ID, "1.0.0", "1");
     app.payload_bytes = 3 * 1024 * 1024;
-    let ipa = dir.join("Example.ipa");
-    crate::artifact::fixture::write_ipa(&ipa, &app)
-        .map_err(|e| Error::io("write", ipa.display(), e))?;
+    crate::artifact::fixture::write_ipa(&dir.join("Example.ipa"), &app)
+        .map_err(|e| Error::io("write", "Example.ipa", e))?;
     let pipeline = dir.join("flightdeck.yml");
     std::fs::write(&pipeline, pipeline_yaml(&dir))
         .map_err(|e| Error::io("write", pipeline.display(), e))?;
@@ -110,4 +109,17 @@ pub async fn run(
         dir.display()
     ));
     Ok(())
+}
+
+/// Write a file only its owner can read (it holds a private key); it appears
+/// complete or not at all.
+pub(super) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(&tmp)?.write_all(text.as_bytes())?;
+    std::fs::rename(&tmp, path)
 }

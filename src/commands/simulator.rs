@@ -2,28 +2,14 @@
 //! standalone server, with a generated key written to an env file, for
 //! rehearsing pipelines locally.
 
-use super::demo::{DEMO_ISSUER, DEMO_KEY_ID};
+use super::demo::{DEMO_ISSUER, DEMO_KEY_ID, write_private};
 use crate::auth::key;
 use crate::ci::Reporter;
 use crate::cli::SimulatorArgs;
 use crate::error::Error;
 use crate::simulator::{self, SimConfig, faults::Faults};
 use base64::Engine;
-use std::path::Path;
 use tokio_util::sync::CancellationToken;
-
-/// Write a file only its owner can read (it holds a private key); it appears
-/// complete or not at all.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(&tmp)?.write_all(text.as_bytes())?;
-    std::fs::rename(&tmp, path)
-}
 
 /// `flightdeck simulator`: serve until cancelled, with a generated key written to an env file.
 pub(super) async fn run(

@@ -138,6 +138,12 @@ pub fn next_build_number(ci: &Reporter, report: &mut Report, app_id: &str, next:
     report.data = Some(serde_json::json!({ "next_build_number": next }));
 }
 
+pub fn webhook_created(ci: &Reporter, report: &mut Report, id: &str, url: &str) {
+    ci.set_output("webhook-id", id);
+    report.row("webhooks create", format!("webhook {id} for {url}"));
+    report.text = Some(format!("{id}\n"));
+}
+
 /// The end of every command: the outcome, its annotations, the step summary,
 /// the platform's outputs, the final error line and stdout. Returns the exit code.
 pub fn finish(

@@ -2,7 +2,7 @@
 //! long-running receiver that verifies, dedupes, logs and forwards.
 
 use super::app_id;
-use super::report::Report;
+use super::report::{self, Report};
 use crate::api::resources::{self as r, WebhookChanges};
 use crate::ci::Reporter;
 use crate::cli::WebhooksCmd;
@@ -97,32 +97,7 @@ async fn manage(
     match cmd {
         WebhooksCmd::List(a) => {
             let app = app_id(ctx, a, s).await?;
-            let hooks = r::list_webhooks(&ctx.api, &app).await?;
-            let mut text = String::new();
-            for h in &hooks {
-                let at = h.attrs();
-                text.push_str(&format!(
-                    "{}\t{}\t{}\t{}\t{}\n",
-                    h.id,
-                    if at.enabled.unwrap_or(false) {
-                        "enabled"
-                    } else {
-                        "disabled"
-                    },
-                    at.name.unwrap_or_default(),
-                    at.url.unwrap_or_default(),
-                    at.event_types.unwrap_or_default().join(",")
-                ));
-            }
-            report.row("webhooks list", format!("{} webhook(s)", hooks.len()));
-            report.data = Some(serde_json::json!(
-                hooks
-                    .iter()
-                    .map(|h| serde_json::json!({"id": h.id, "attributes": h.attrs()}))
-                    .collect::<Vec<_>>()
-            ));
-            report.text = Some(text);
-            Ok(())
+            list(ctx, &app, report).await
         }
         WebhooksCmd::Create {
             app,
@@ -138,9 +113,7 @@ async fn manage(
             ctx.ci.mask(&secret);
             let h =
                 r::create_webhook(&ctx.api, &app, name, url, &secret, &events, !disabled).await?;
-            ctx.ci.set_output("webhook-id", &h.id);
-            report.row("webhooks create", format!("webhook {} for {url}", h.id));
-            report.text = Some(format!("{}\n", h.id));
+            report::webhook_created(&ctx.ci, report, &h.id, url);
             Ok(())
         }
         WebhooksCmd::Update {
@@ -186,36 +159,7 @@ async fn manage(
             Ok(())
         }
         WebhooksCmd::Deliveries { id, state } => {
-            let state = state.as_ref().map(|s| s.to_ascii_uppercase());
-            let page = r::list_deliveries(&ctx.api, id, state.as_deref()).await?;
-            let mut text = String::new();
-            for d in &page.data {
-                let a = d.attrs();
-                let status = a
-                    .response
-                    .as_ref()
-                    .and_then(|r| r.get("httpStatusCode"))
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "-".into());
-                text.push_str(&format!(
-                    "{}\t{}\t{}\t{}\t{}\n",
-                    d.id,
-                    a.delivery_state.unwrap_or_default(),
-                    a.created_date.unwrap_or_default(),
-                    status,
-                    crate::ci::neutralize(&a.error_message.unwrap_or_default())
-                ));
-            }
-            report.row(
-                "webhooks deliveries",
-                format!("{} deliveries", page.data.len()),
-            );
-            report.data = Some(serde_json::json!({
-                "deliveries": page.data.iter().map(|d| serde_json::json!({"id": d.id, "attributes": d.attrs()})).collect::<Vec<_>>(),
-                "events": page.included,
-            }));
-            report.text = Some(text);
-            Ok(())
+            deliveries(ctx, id, state.as_deref(), report).await
         }
         WebhooksCmd::Redeliver { delivery_id } => {
             let d = r::redeliver(&ctx.api, delivery_id).await?;
@@ -227,6 +171,76 @@ async fn manage(
             "`webhooks listen` runs without App Store Connect credentials",
         )),
     }
+}
+
+/// `webhooks list`: a tab-separated table on stdout, the webhooks as data.
+async fn list(ctx: &Ctx, app: &str, report: &mut Report) -> Result<(), Error> {
+    let hooks = r::list_webhooks(&ctx.api, app).await?;
+    let mut text = String::new();
+    for h in &hooks {
+        let at = h.attrs();
+        let enabled = if at.enabled.unwrap_or(false) {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        text.push_str(&format!(
+            "{}\t{enabled}\t{}\t{}\t{}\n",
+            h.id,
+            at.name.unwrap_or_default(),
+            at.url.unwrap_or_default(),
+            at.event_types.unwrap_or_default().join(",")
+        ));
+    }
+    report.row("webhooks list", format!("{} webhook(s)", hooks.len()));
+    report.data = Some(serde_json::json!(
+        hooks
+            .iter()
+            .map(|h| serde_json::json!({"id": h.id, "attributes": h.attrs()}))
+            .collect::<Vec<_>>()
+    ));
+    report.text = Some(text);
+    Ok(())
+}
+
+/// `webhooks deliveries`: a tab-separated table (Apple's error text made
+/// inert as CI commands), the deliveries and their events as data.
+async fn deliveries(
+    ctx: &Ctx,
+    id: &str,
+    state: Option<&str>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let state = state.map(|s| s.to_ascii_uppercase());
+    let page = r::list_deliveries(&ctx.api, id, state.as_deref()).await?;
+    let mut text = String::new();
+    for d in &page.data {
+        let a = d.attrs();
+        let status = a
+            .response
+            .as_ref()
+            .and_then(|r| r.get("httpStatusCode"))
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into());
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            d.id,
+            a.delivery_state.unwrap_or_default(),
+            a.created_date.unwrap_or_default(),
+            status,
+            crate::ci::neutralize(&a.error_message.unwrap_or_default())
+        ));
+    }
+    report.row(
+        "webhooks deliveries",
+        format!("{} deliveries", page.data.len()),
+    );
+    report.data = Some(serde_json::json!({
+        "deliveries": page.data.iter().map(|d| serde_json::json!({"id": d.id, "attributes": d.attrs()})).collect::<Vec<_>>(),
+        "events": page.included,
+    }));
+    report.text = Some(text);
+    Ok(())
 }
 
 /// Receive deliveries until cancelled; forward each verified one.

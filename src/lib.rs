@@ -6,8 +6,12 @@
 //! ```text
 //! env + flags + flightdeck.yml ─► config::Settings, spec::Pipeline ─► plan::Plan
 //!   ─► auth::TokenSource ─► api::Client ─► upload / wait / testflight / feedback / webhooks
-//!   ─► outcome::Outcome ─► ci::Reporter (GitHub | GitLab | Bitrise | terminal) + exit code
+//!   ─► typed results ─► commands::report ─► outcome::Outcome
+//!   ─► ci::Reporter (GitHub | GitLab | Bitrise | terminal) + exit code
 //! ```
+//!
+//! `cli` and `commands` are the command layer: no other module imports them
+//! (see docs/architecture.md).
 
 pub mod api;
 pub mod app;

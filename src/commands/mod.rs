@@ -4,8 +4,8 @@
 //! place that sets CI outputs, summary rows and the JSON outcome.
 //!
 //! A new command: a variant in `cli::Command`, a module here with
-//! `pub(super) async fn run(..) -> Result<(), Error>`, a line in `name` and
-//! one in `dispatch`. Nothing outside `commands/` (and `main.rs`) may import
+//! `pub(super) async fn run(args, &Invocation, &mut Report) -> Result<(), Error>`,
+//! a line in `name` and one in `dispatch`. Nothing outside `commands/` (and `main.rs`) may import
 //! `cli` or `commands`; `tests/all/layout.rs` fails when something does.
 
 mod demo;
@@ -73,9 +73,17 @@ pub async fn main(
     let reporter = Arc::new(Reporter::new(platform, paths, err));
     mask_secrets(&reporter, &env, settings.as_ref().ok());
     let mut report = Report::default();
-    let result = match settings {
-        Ok(s) => dispatch(&cli, &s, &env, reporter.clone(), cancel, &mut report).await,
-        Err(e) => Err(e),
+    let result = match &settings {
+        Ok(s) => {
+            let inv = Invocation {
+                settings: s,
+                env: &env,
+                reporter: reporter.clone(),
+                cancel,
+            };
+            dispatch(&cli, &inv, &mut report).await
+        }
+        Err(e) => Err(e.clone()),
     };
     report::finish(
         name(&cli.command),
@@ -104,27 +112,41 @@ fn mask_secrets(reporter: &Reporter, env: &Env, settings: Option<&Settings>) {
     }
 }
 
-async fn dispatch(
-    cli: &Cli,
-    s: &Settings,
-    env: &Env,
+/// What every command gets: the validated settings, the environment, the CI
+/// reporter and cancellation.
+struct Invocation<'a> {
+    settings: &'a Settings,
+    env: &'a Env,
     reporter: Arc<Reporter>,
     cancel: CancellationToken,
-    report: &mut Report,
-) -> Result<(), Error> {
+}
+
+impl Invocation<'_> {
+    /// The API client and the rest of a command's context.
+    fn ctx(&self) -> Result<Ctx, Error> {
+        build_ctx(self.settings, self.reporter.clone(), self.cancel.clone())
+    }
+    /// The app the flags name, else the settings' (ASC_APP_ID / ASC_BUNDLE_ID).
+    fn app(&self, a: &AppArgs) -> Option<AppRef> {
+        app_ref(a, self.settings)
+    }
+    async fn app_id(&self, ctx: &Ctx, a: &AppArgs) -> Result<String, Error> {
+        AppRef::resolve(self.app(a).as_ref(), &ctx.api).await
+    }
+}
+
+async fn dispatch(cli: &Cli, inv: &Invocation<'_>, report: &mut Report) -> Result<(), Error> {
     match &cli.command {
-        Command::Validate { pipeline } => run::validate(pipeline, s, env, report),
-        Command::Run { pipeline, dry_run } => {
-            run::run(pipeline, *dry_run, s, env, reporter, cancel, report).await
-        }
-        Command::Upload(a) => upload::run(a, s, env, reporter, cancel, report).await,
-        Command::Wait(a) => wait::run(a, s, env, reporter, cancel, report).await,
-        Command::Testflight(a) => testflight::run(a, s, reporter, cancel, report).await,
-        Command::Feedback(a) => feedback::run(a, s, reporter, cancel, report).await,
-        Command::NextBuildNumber(a) => next_build_number::run(a, s, reporter, cancel, report).await,
-        Command::Webhooks(w) => webhooks::run(w, s, env, reporter, cancel, report).await,
-        Command::Simulator(a) => simulator::run(a, &reporter, cancel).await,
-        Command::Demo => demo::run(env, &reporter, cancel, report).await,
+        Command::Validate { pipeline } => run::validate(pipeline, inv, report),
+        Command::Run { pipeline, dry_run } => run::run(pipeline, *dry_run, inv, report).await,
+        Command::Upload(a) => upload::run(a, inv, report).await,
+        Command::Wait(a) => wait::run(a, inv, report).await,
+        Command::Testflight(a) => testflight::run(a, inv, report).await,
+        Command::Feedback(a) => feedback::run(a, inv, report).await,
+        Command::NextBuildNumber(a) => next_build_number::run(a, inv, report).await,
+        Command::Webhooks(w) => webhooks::run(w, inv, report).await,
+        Command::Simulator(a) => simulator::run(a, &inv.reporter, inv.cancel.clone()).await,
+        Command::Demo => demo::run(inv.env, &inv.reporter, inv.cancel.clone(), report).await,
         Command::Schema => {
             report.text = Some(crate::spec::schema::generate());
             Ok(())
@@ -159,8 +181,4 @@ fn app_ref(a: &AppArgs, s: &Settings) -> Option<AppRef> {
         .or_else(|| a.bundle_id.clone().map(AppRef::BundleId))
         .or_else(|| s.app_id.clone().map(AppRef::Id))
         .or_else(|| s.bundle_id.clone().map(AppRef::BundleId))
-}
-
-async fn app_id(ctx: &Ctx, a: &AppArgs, s: &Settings) -> Result<String, Error> {
-    AppRef::resolve(app_ref(a, s).as_ref(), &ctx.api).await
 }

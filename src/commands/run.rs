@@ -4,10 +4,10 @@
 //! feedback). Each finished step is reported as soon as it finishes, so a
 //! cancelled run keeps the outputs it has.
 
+use super::Invocation;
 use super::report::{self, Report};
 use crate::api::resources as r;
 use crate::app::AppRef;
-use crate::ci::Reporter;
 use crate::config::Settings;
 use crate::config::env::Env;
 use crate::context::Ctx;
@@ -16,16 +16,17 @@ use crate::plan::{self, BuildRef, FeedbackPlan, Plan, Step, TestFlightPlan, Wait
 use crate::upload::Uploaded;
 use crate::{feedback, spec, testflight, upload, wait};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 pub(super) fn validate(
     pipeline: &Option<PathBuf>,
-    s: &Settings,
-    env: &Env,
+    inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let plan = load_plan(&pipeline_path(pipeline, s), env, s)?;
+    let plan = load_plan(
+        &pipeline_path(pipeline, inv.settings),
+        inv.env,
+        inv.settings,
+    )?;
     report.text = Some(format!(
         "{}ok: the pipeline is valid\n",
         plan::render(&plan)
@@ -37,15 +38,16 @@ pub(super) fn validate(
 pub(super) async fn run(
     pipeline: &Option<PathBuf>,
     dry_run: bool,
-    s: &Settings,
-    env: &Env,
-    reporter: Arc<Reporter>,
-    cancel: CancellationToken,
+    inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let plan = load_plan(&pipeline_path(pipeline, s), env, s)?;
+    let plan = load_plan(
+        &pipeline_path(pipeline, inv.settings),
+        inv.env,
+        inv.settings,
+    )?;
     if dry_run {
-        s.credentials()?;
+        inv.settings.credentials()?;
         report.text = Some(format!(
             "{}dry run: nothing was called\n",
             plan::render(&plan)
@@ -53,8 +55,8 @@ pub(super) async fn run(
         report.data = serde_json::to_value(&plan).ok();
         return Ok(());
     }
-    let ctx = super::build_ctx(s, reporter, cancel)?;
-    execute(&ctx, &plan, s, report).await
+    let ctx = inv.ctx()?;
+    execute(&ctx, &plan, inv.settings, report).await
 }
 
 /// Read and plan a pipeline file.

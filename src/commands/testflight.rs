@@ -1,20 +1,15 @@
 //! `flightdeck testflight`: flags to the same `TestFlightPlan` a pipeline's
 //! `testflight` step uses.
 
+use super::Invocation;
 use super::report::{self, Report};
-use crate::ci::Reporter;
 use crate::cli::TestflightArgs;
-use crate::config::Settings;
 use crate::error::Error;
 use crate::plan::{BuildRef, TestFlightPlan};
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 pub(super) async fn run(
     a: &TestflightArgs,
-    s: &Settings,
-    reporter: Arc<Reporter>,
-    cancel: CancellationToken,
+    inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
     let mut whats_new = std::collections::BTreeMap::new();
@@ -29,7 +24,7 @@ pub(super) async fn run(
         notify: a.notify,
         uses_non_exempt_encryption: a.uses_non_exempt_encryption,
     };
-    let ctx = super::build_ctx(s, reporter, cancel)?;
+    let ctx = inv.ctx()?;
     let d = ctx
         .or_cancel(crate::testflight::run(&ctx, &tf, &a.build, None))
         .await?;

@@ -2,21 +2,17 @@
 //! step uses, the artifact checked before any credential or network use, then
 //! the upload and (with `--wait`) the wait.
 
+use super::Invocation;
 use super::report::{self, Report};
-use crate::ci::Reporter;
 use crate::cli::UploadArgs;
-use crate::config::Settings;
-use crate::config::env::Env;
 use crate::error::Error;
 use crate::plan::{self, UploadPlan, WaitTarget};
 use crate::{upload, wait};
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
-fn upload_plan(a: &UploadArgs, s: &Settings) -> Result<UploadPlan, Error> {
+fn upload_plan(a: &UploadArgs, inv: &Invocation<'_>) -> Result<UploadPlan, Error> {
     Ok(UploadPlan {
         file: a.file.clone(),
-        app: super::app_ref(&a.app, s),
+        app: inv.app(&a.app),
         version: a.version.clone(),
         build_number: a.build_number.clone(),
         platform: a
@@ -35,18 +31,15 @@ fn upload_plan(a: &UploadArgs, s: &Settings) -> Result<UploadPlan, Error> {
 
 pub(super) async fn run(
     a: &UploadArgs,
-    s: &Settings,
-    env: &Env,
-    reporter: Arc<Reporter>,
-    cancel: CancellationToken,
+    inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let up = upload_plan(a, s)?;
+    let up = upload_plan(a, inv)?;
     let wait = if a.wait {
         Some(super::wait::wait_plan(
             WaitTarget::PreviousUpload,
             &a.waiting,
-            env,
+            inv.env,
         )?)
     } else {
         None
@@ -54,7 +47,7 @@ pub(super) async fn run(
     // Catch artifact problems before any credential or network use.
     let art = crate::artifact::inspect(&up.file)?;
     upload::reconcile(&up, &art)?;
-    let ctx = super::build_ctx(s, reporter, cancel)?;
+    let ctx = inv.ctx()?;
     ctx.ci.group_start("upload");
     let done = ctx
         .or_cancel(upload::run(&ctx, &up))
@@ -66,7 +59,7 @@ pub(super) async fn run(
     if let Some(w) = wait {
         ctx.ci.group_start("wait");
         let target = w.target.resolve(Some(&done.build_upload_id))?;
-        let secret = s.webhook_secret.as_ref();
+        let secret = inv.settings.webhook_secret.as_ref();
         let r = wait::run(&ctx, &w, target, Some(&done.app_id), secret).await;
         ctx.ci.group_end();
         report::wait(&ctx.ci, report, &r?);

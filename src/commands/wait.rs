@@ -1,18 +1,15 @@
 //! `flightdeck wait`, and the wait flags `upload --wait` shares: from flags
 //! to the same `WaitPlan` a pipeline's `wait` step uses.
 
+use super::Invocation;
 use super::report::{self, Report};
-use crate::ci::Reporter;
 use crate::cli::{WaitArgs, WaitFlags};
-use crate::config::Settings;
 use crate::config::duration;
 use crate::config::env::Env;
 use crate::error::Error;
 use crate::plan::{self, Register, WaitPlan, WaitTarget, WebhookListen};
 use crate::secret::Secret;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 fn flag_duration(v: &Option<String>, flag: &str, default: Duration) -> Result<Duration, Error> {
     match v {
@@ -63,10 +60,7 @@ pub(super) fn wait_plan(target: WaitTarget, f: &WaitFlags, env: &Env) -> Result<
 
 pub(super) async fn run(
     a: &WaitArgs,
-    s: &Settings,
-    env: &Env,
-    reporter: Arc<Reporter>,
-    cancel: CancellationToken,
+    inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
     let target = match (&a.build_upload, &a.build) {
@@ -74,14 +68,14 @@ pub(super) async fn run(
         (None, Some(b)) => WaitTarget::Build(b.clone()),
         (None, None) => return Err(Error::input("pass --build-upload ID or --build ID")),
     };
-    let w = wait_plan(target.clone(), &a.waiting, env)?;
-    let ctx = super::build_ctx(s, reporter, cancel)?;
+    let w = wait_plan(target.clone(), &a.waiting, inv.env)?;
+    let ctx = inv.ctx()?;
     let app = if w.webhook.as_ref().is_some_and(|h| h.register.is_some()) {
-        Some(super::app_id(&ctx, &a.app, s).await?)
+        Some(inv.app_id(&ctx, &a.app).await?)
     } else {
         None
     };
-    let secret = s.webhook_secret.as_ref();
+    let secret = inv.settings.webhook_secret.as_ref();
     let waited = crate::wait::run(&ctx, &w, target, app.as_deref(), secret).await?;
     report::wait(&ctx.ci, report, &waited);
     Ok(())

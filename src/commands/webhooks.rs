@@ -1,19 +1,17 @@
 //! `flightdeck webhooks ...`: manage the app's webhooks, and `listen`, a
 //! long-running receiver that verifies, dedupes, logs and forwards.
 
-use super::app_id;
+use super::Invocation;
 use super::report::{self, Report};
 use crate::api::resources::{self as r, WebhookChanges};
 use crate::ci::Reporter;
 use crate::cli::WebhooksCmd;
-use crate::config::Settings;
 use crate::config::env::Env;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::webhooks::SIGNATURE_HEADER;
 use crate::webhooks::receiver::{self, Delivery, Receiver};
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const EVENT_TYPES: &[&str] = &[
@@ -64,10 +62,7 @@ fn secret_from(env: &Env, var: &str) -> Result<String, Error> {
 
 pub(super) async fn run(
     cmd: &WebhooksCmd,
-    s: &Settings,
-    env: &Env,
-    reporter: Arc<Reporter>,
-    cancel: CancellationToken,
+    inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
     if let WebhooksCmd::Listen {
@@ -76,27 +71,29 @@ pub(super) async fn run(
         forward,
     } = cmd
     {
-        let secret = env
+        let secret = inv
+            .env
             .lookup(&[secret_env.as_str()])?
             .ok_or_else(|| Error::unset(secret_env, "the listener needs the webhook's secret"))?;
-        reporter.mask(&secret.value);
-        return listen(addr, Secret::new(secret.value), forward, &reporter, cancel).await;
+        inv.reporter.mask(&secret.value);
+        let secret = Secret::new(secret.value);
+        return listen(addr, secret, forward, &inv.reporter, inv.cancel.clone()).await;
     }
-    let ctx = super::build_ctx(s, reporter, cancel)?;
-    manage(&ctx, cmd, s, env, report).await
+    let ctx = inv.ctx()?;
+    manage(&ctx, cmd, inv, report).await
 }
 
 /// The subcommands that call App Store Connect.
 async fn manage(
     ctx: &Ctx,
     cmd: &WebhooksCmd,
-    s: &Settings,
-    env: &Env,
+    inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
+    let env = inv.env;
     match cmd {
         WebhooksCmd::List(a) => {
-            let app = app_id(ctx, a, s).await?;
+            let app = inv.app_id(ctx, a).await?;
             list(ctx, &app, report).await
         }
         WebhooksCmd::Create {
@@ -108,7 +105,7 @@ async fn manage(
             disabled,
         } => {
             let events = check_events(events)?;
-            let app = app_id(ctx, app, s).await?;
+            let app = inv.app_id(ctx, app).await?;
             let secret = secret_from(env, secret_env)?;
             ctx.ci.mask(&secret);
             let h =

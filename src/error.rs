@@ -104,7 +104,11 @@ impl Error {
     }
     /// A flag's value is wrong: `--timeout: ...`.
     pub fn flag(flag: &str, problem: impl fmt::Display) -> Self {
-        Self::input(format!("{flag}: {problem}"))
+        Self::invalid(flag, problem)
+    }
+    /// A named value (flag, environment variable) is wrong: `NAME: problem`.
+    pub fn invalid(name: &str, problem: impl fmt::Display) -> Self {
+        Self::input(format!("{name}: {problem}"))
     }
     /// A required environment variable is missing; `why` says what needs it.
     pub fn unset(var: &str, why: &str) -> Self {
@@ -122,6 +126,18 @@ impl Error {
         let e = Self::io("read", format_args!("{what} {path}"), cause);
         match cause.kind() {
             K::NotFound | K::PermissionDenied | K::IsADirectory => Self {
+                kind: ExitKind::Input,
+                ..e
+            },
+            _ => e,
+        }
+    }
+    /// Binding a listening socket: an address that is not one is bad input,
+    /// anything else (in use, not permitted) is I/O.
+    pub fn bind(action: &str, addr: &str, cause: &std::io::Error) -> Self {
+        let e = Self::io(action, addr, cause);
+        match cause.kind() {
+            std::io::ErrorKind::InvalidInput => Self {
                 kind: ExitKind::Input,
                 ..e
             },
@@ -248,5 +264,9 @@ mod tests {
         );
         assert_eq!(Error::read("the key file", "k.p8", &denied).exit_code(), 2);
         assert_eq!(Error::flag("--timeout", "bad").message, "--timeout: bad");
+        let invalid = std::io::Error::from(std::io::ErrorKind::InvalidInput);
+        let in_use = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        assert_eq!(Error::bind("listen on", "x", &invalid).exit_code(), 2);
+        assert_eq!(Error::bind("listen on", ":1", &in_use).exit_code(), 5);
     }
 }

@@ -40,7 +40,7 @@ pub(super) async fn run(
     })?;
     let sim = simulator::spawn(cfg, addr)
         .await
-        .map_err(|e| Error::io("listen on", &a.listen, e))?;
+        .map_err(|e| Error::bind("listen on", &a.listen, &e))?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(private.expose());
     let env = format!(
         "ASC_API_BASE_URL={}\nASC_KEY_ID={DEMO_KEY_ID}\nASC_ISSUER_ID={DEMO_ISSUER}\nASC_PRIVATE_KEY={b64}\n",

@@ -250,7 +250,7 @@ async fn listen(
 ) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::io("listen on", addr, e))?;
+        .map_err(|e| Error::bind("listen on", addr, &e))?;
     let bound = listener
         .local_addr()
         .map_err(|e| Error::io("listen on", addr, e))?;

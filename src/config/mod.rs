@@ -176,8 +176,7 @@ pub fn load_credentials(env: &Env) -> Result<Credentials, Error> {
             }
         },
     };
-    let key =
-        key::parse(&text).map_err(|e| Error::input(format!("{name}: {e}")).with_hint(e.hint()))?;
+    let key = key::parse(&text).map_err(|e| Error::invalid(&name, &e).with_hint(e.hint()))?;
     Ok(Credentials {
         key_id: key_id.value.trim().to_string(),
         issuer,
@@ -187,7 +186,8 @@ pub fn load_credentials(env: &Env) -> Result<Credentials, Error> {
 
 fn read_key_file(var: &str, path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|e| {
-        Error::input(format!("{var}: cannot read the key file {}: {e}", path.display()))
+        Error::read("the key file", path.display(), &e)
+            .context(var)
             .with_hint("check the path; in CI, write the secret to a file first or pass the key text in ASC_PRIVATE_KEY")
     })
 }

@@ -192,11 +192,8 @@ async fn start_listener(
     let listener = tokio::net::TcpListener::bind(&hook.listen)
         .await
         .map_err(|e| {
-            Error::input(format!(
-                "cannot listen for webhooks on {}: {e}",
-                hook.listen
-            ))
-            .with_hint("choose a free port, e.g. 0.0.0.0:8787")
+            Error::bind("listen for webhooks on", &hook.listen, &e)
+                .with_hint("choose a free port, e.g. 0.0.0.0:8787")
         })?;
     let bound = listener
         .local_addr()

@@ -50,6 +50,16 @@ impl Level {
             Level::Notice => "notice",
         }
     }
+
+    /// The terminal colour of this level on CIs that render ANSI logs (each
+    /// picks its own colour for notices).
+    fn ansi_color(self, notice: &'static str) -> &'static str {
+        match self {
+            Level::Error => "\x1b[31;1m",
+            Level::Warning => "\x1b[33;1m",
+            Level::Notice => notice,
+        }
+    }
 }
 
 /// Where in a file an annotation points (1-based). `ci` is a leaf module:
@@ -93,6 +103,13 @@ impl Annotation {
     pub fn at(mut self, location: Option<Location>) -> Self {
         self.location = location;
         self
+    }
+    /// ` (file:line:column)`, or nothing.
+    fn at_suffix(&self) -> String {
+        self.location
+            .as_ref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
     }
 }
 

@@ -22,17 +22,20 @@ pub(super) fn validate(
     inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let plan = load_plan(
-        &pipeline_path(pipeline, inv.settings),
-        inv.env,
-        inv.settings,
-    )?;
-    report.text = Some(format!(
-        "{}ok: the pipeline is valid\n",
-        plan::render(&plan)
-    ));
-    report.data = serde_json::to_value(&plan).ok();
+    let plan = plan_of(pipeline, inv)?;
+    show(report, &plan, "ok: the pipeline is valid");
     Ok(())
+}
+
+fn plan_of(pipeline: &Option<PathBuf>, inv: &Invocation<'_>) -> Result<Plan, Error> {
+    let path = pipeline_path(pipeline, inv.settings);
+    load_plan(&path, inv.env, inv.settings)
+}
+
+/// The plan on stdout (text) and as the outcome's data (JSON), then `closing`.
+fn show(report: &mut Report, plan: &Plan, closing: &str) {
+    report.text = Some(format!("{}{closing}\n", plan::render(plan)));
+    report.data = serde_json::to_value(plan).ok();
 }
 
 pub(super) async fn run(
@@ -41,18 +44,10 @@ pub(super) async fn run(
     inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let plan = load_plan(
-        &pipeline_path(pipeline, inv.settings),
-        inv.env,
-        inv.settings,
-    )?;
+    let plan = plan_of(pipeline, inv)?;
     if dry_run {
         inv.settings.credentials()?;
-        report.text = Some(format!(
-            "{}dry run: nothing was called\n",
-            plan::render(&plan)
-        ));
-        report.data = serde_json::to_value(&plan).ok();
+        show(report, &plan, "dry run: nothing was called");
         return Ok(());
     }
     let ctx = inv.ctx()?;

@@ -9,11 +9,11 @@
 
 pub mod poll;
 
-use crate::api::models::{BuildUploadState, ProcessingState};
+use crate::api::models::{Build, BuildUploadState, ProcessingState};
 use crate::api::resources as r;
 use crate::config::duration;
 use crate::context::Ctx;
-use crate::error::Error;
+use crate::error::{Detail, Error};
 use crate::plan::{Register, WaitPlan, WebhookListen};
 use crate::secret::Secret;
 use crate::webhooks::receiver::{self, Delivery, Receiver};
@@ -115,24 +115,13 @@ async fn check(
                 .unwrap_or(BuildUploadState::Unknown("UNKNOWN".into()));
             t.observe(&format!("upload {state}"));
             if state == BuildUploadState::Failed {
-                let details: Vec<_> = st
+                let details = st
                     .errors
                     .unwrap_or_default()
                     .iter()
                     .map(|d| d.to_detail())
                     .collect();
-                for d in &details {
-                    ctx.ci.error(format!(
-                        "App Store Connect: {}: {}",
-                        d.code,
-                        crate::ci::neutralize(&d.message)
-                    ));
-                }
-                return Err(Error::rejected(format!(
-                    "App Store Connect failed build upload {id} ({} error(s))",
-                    details.len()
-                ))
-                .with_details(details));
+                return Err(upload_failed(ctx, id, details));
             }
             if state != BuildUploadState::Complete {
                 return Ok(Check::Pending);
@@ -151,6 +140,33 @@ async fn check(
         t.observe("upload COMPLETE, build not yet visible");
         return Ok(Check::Pending);
     };
+    check_build(ctx, &build, upload_id, upload_state, t)
+}
+
+/// Apple's reasons for a FAILED upload, each as an error annotation, then one error carrying them.
+fn upload_failed(ctx: &Ctx, id: &str, details: Vec<Detail>) -> Error {
+    for d in &details {
+        ctx.ci.error(format!(
+            "App Store Connect: {}: {}",
+            d.code,
+            crate::ci::neutralize(&d.message)
+        ));
+    }
+    Error::rejected(format!(
+        "App Store Connect failed build upload {id} ({} error(s))",
+        details.len()
+    ))
+    .with_details(details)
+}
+
+/// The build's processing state: VALID ends the wait, FAILED/INVALID fail it.
+fn check_build(
+    ctx: &Ctx,
+    build: &Build,
+    upload_id: Option<String>,
+    upload_state: Option<String>,
+    t: &mut Timeline,
+) -> Result<Check, Error> {
     let ps = build
         .attrs()
         .processing_state

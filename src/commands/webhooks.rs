@@ -5,7 +5,7 @@ use super::Invocation;
 use super::report::{self, Report};
 use crate::api::resources::{self as r, WebhookChanges};
 use crate::ci::Reporter;
-use crate::cli::WebhooksCmd;
+use crate::cli::{WebhookCreateArgs, WebhookUpdateArgs, WebhooksCmd};
 use crate::config::env::Env;
 use crate::context::Ctx;
 use crate::error::Error;
@@ -83,6 +83,13 @@ pub(super) async fn run(
     manage(&ctx, cmd, inv, report).await
 }
 
+/// The webhook secret from `var`, masked in the CI log before any use.
+fn masked_secret(ctx: &Ctx, env: &Env, var: &str) -> Result<String, Error> {
+    let secret = secret_from(env, var)?;
+    ctx.ci.mask(&secret);
+    Ok(secret)
+}
+
 /// The subcommands that call App Store Connect.
 async fn manage(
     ctx: &Ctx,
@@ -90,60 +97,13 @@ async fn manage(
     inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let env = inv.env;
     match cmd {
         WebhooksCmd::List(a) => {
             let app = inv.app_id(ctx, a).await?;
             list(ctx, &app, report).await
         }
-        WebhooksCmd::Create {
-            app,
-            name,
-            url,
-            events,
-            secret_env,
-            disabled,
-        } => {
-            let events = check_events(events)?;
-            let app = inv.app_id(ctx, app).await?;
-            let secret = secret_from(env, secret_env)?;
-            ctx.ci.mask(&secret);
-            let h =
-                r::create_webhook(&ctx.api, &app, name, url, &secret, &events, !disabled).await?;
-            report::webhook_created(&ctx.ci, report, &h.id, url);
-            Ok(())
-        }
-        WebhooksCmd::Update {
-            id,
-            name,
-            url,
-            events,
-            secret_env,
-            enabled,
-        } => {
-            let secret = match secret_env {
-                Some(v) => {
-                    let s = secret_from(env, v)?;
-                    ctx.ci.mask(&s);
-                    Some(s)
-                }
-                None => None,
-            };
-            let ch = WebhookChanges {
-                enabled: *enabled,
-                event_types: if events.is_empty() {
-                    None
-                } else {
-                    Some(check_events(events)?)
-                },
-                name: name.clone(),
-                secret,
-                url: url.clone(),
-            };
-            r::update_webhook(&ctx.api, id, &ch).await?;
-            report.row("webhooks update", format!("webhook {id} updated"));
-            Ok(())
-        }
+        WebhooksCmd::Create(a) => create(ctx, inv, a, report).await,
+        WebhooksCmd::Update(a) => update(ctx, inv, a, report).await,
         WebhooksCmd::Delete { id } => {
             r::delete_webhook(&ctx.api, id).await?;
             report.row("webhooks delete", format!("webhook {id} deleted"));
@@ -168,6 +128,51 @@ async fn manage(
             "`webhooks listen` runs without App Store Connect credentials",
         )),
     }
+}
+
+/// `webhooks create`: the id as the `webhook-id` output and on stdout.
+async fn create(
+    ctx: &Ctx,
+    inv: &Invocation<'_>,
+    a: &WebhookCreateArgs,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let events = check_events(&a.events)?;
+    let app = inv.app_id(ctx, &a.app).await?;
+    let secret = masked_secret(ctx, inv.env, &a.secret_env)?;
+    let enabled = !a.disabled;
+    let h = r::create_webhook(&ctx.api, &app, &a.name, &a.url, &secret, &events, enabled).await?;
+    report::webhook_created(&ctx.ci, report, &h.id, &a.url);
+    Ok(())
+}
+
+/// `webhooks update`: only the values given change.
+async fn update(
+    ctx: &Ctx,
+    inv: &Invocation<'_>,
+    a: &WebhookUpdateArgs,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let secret = a
+        .secret_env
+        .as_deref()
+        .map(|v| masked_secret(ctx, inv.env, v))
+        .transpose()?;
+    let event_types = if a.events.is_empty() {
+        None
+    } else {
+        Some(check_events(&a.events)?)
+    };
+    let ch = WebhookChanges {
+        enabled: a.enabled,
+        event_types,
+        name: a.name.clone(),
+        secret,
+        url: a.url.clone(),
+    };
+    r::update_webhook(&ctx.api, &a.id, &ch).await?;
+    report.row("webhooks update", format!("webhook {} updated", a.id));
+    Ok(())
 }
 
 /// `webhooks list`: a tab-separated table on stdout, the webhooks as data.

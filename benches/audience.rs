@@ -5,11 +5,11 @@
 //!
 //! Run: `cargo bench --bench audience`.
 
+use asc_simulator::{self as simulator, SimConfig, state::DEMO_APP_ID};
 use flightdeck::api::Client;
 use flightdeck::api::retry::RetryPolicy;
 use flightdeck::audience::{self, Desired, DesiredGroup, Mode, Person};
 use flightdeck::auth::{Issuer, SystemClock, TokenSource, key};
-use flightdeck::simulator::{self, SimConfig, state::DEMO_APP_ID};
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -409,7 +409,7 @@ fn listed(
             let text = match std::fs::read_to_string(path) {
                 Ok(t) => t,
                 Err(e) => {
-                    let mut err = Error::input(format!("cannot read the tester file {shown}: {e}"));
+                    let mut err = Error::read("the tester file", &shown, &e);
                     if let Some(at) = &g.at {
                         err = err.at(at.clone());
                     }

@@ -3,34 +3,30 @@
 //! pipeline's audience, so they repeat nothing and Apple's "already a
 //! tester" answers are no-ops.
 
-use super::{Report, app_id, build_ctx};
+use super::Invocation;
+use super::report::{self, Report};
 use crate::api::beta;
 use crate::audience::{self, Desired, DesiredGroup, Mode, Person, csv};
-use crate::ci::Reporter;
 use crate::cli::{AppArgs, TestersCmd};
 use crate::config::Settings;
 use crate::context::Ctx;
 use crate::error::Error;
-use crate::outcome::Row;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 pub(super) async fn run(
     cmd: &TestersCmd,
-    s: &Settings,
-    reporter: Arc<Reporter>,
-    cancel: CancellationToken,
+    inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
+    let s = inv.settings;
     // Files are read (and refused) before anything is sent.
     let imported = match cmd {
         TestersCmd::Import { file, .. } => Some(read_csv(file, s)?),
         _ => None,
     };
-    let ctx = build_ctx(s, reporter, cancel)?;
-    let app = app_id(&ctx, app_args(cmd), s).await?;
+    let ctx = inv.ctx()?;
+    let app = inv.app_id(&ctx, app_args(cmd)).await?;
     match cmd {
         TestersCmd::List { group, .. } => list(&ctx, &app, group, report).await,
         TestersCmd::Add {
@@ -40,7 +36,7 @@ pub(super) async fn run(
             last_name,
             ..
         } => {
-            audience::check_email(email).map_err(|e| Error::input(format!("--email: {e}")))?;
+            audience::check_email(email).map_err(|e| Error::flag("--email", e))?;
             let p = Person {
                 email: email.clone(),
                 first_name: first_name.clone(),
@@ -73,8 +69,8 @@ fn app_args(cmd: &TestersCmd) -> &AppArgs {
 
 fn read_csv(file: &std::path::Path, s: &Settings) -> Result<Vec<Person>, Error> {
     let shown = s.display_path(file);
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::input(format!("cannot read {shown}: {e}")))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| Error::read("the tester file", &shown, &e))?;
     let (rows, mut problems) = csv::parse_all(&text, &shown);
     let a = audience::Audience {
         prune: false,
@@ -156,10 +152,7 @@ async fn list(
                          "last-name": a.last_name, "state": state}),
         );
     }
-    report.rows.push(Row {
-        step: "testers".into(),
-        result: format!("{} tester(s)", data.len()),
-    });
+    report.row("testers", format!("{} tester(s)", data.len()));
     report.text = Some(text);
     report.data = Some(json!(data));
     Ok(())
@@ -189,7 +182,7 @@ async fn add(
         confirmed: false,
     };
     let rec = audience::reconcile(&ctx.api, app_id, &desired, mode).await?;
-    super::audience::finish(ctx, &rec, report);
+    report::audience_plan(&ctx.ci, report, &rec);
     Ok(())
 }
 
@@ -204,31 +197,24 @@ async fn remove(
     let Some(t) = found.into_iter().next() else {
         return Err(Error::input(format!("there is no beta tester {email}")));
     };
-    let result = match group {
+    let (removed, result) = match group {
         Some(name) => {
             let g = find_group(ctx, app_id, name).await?;
             let members = beta::group_testers(&ctx.api, &g.id).await?;
             if members.iter().any(|m| m.id == t.id) {
                 beta::remove_testers_from_group(&ctx.api, &g.id, std::slice::from_ref(&t.id))
                     .await?;
-                ctx.ci.set_output("testers-removed", 1);
-                format!("removed {email} from {name}")
+                (1, format!("removed {email} from {name}"))
             } else {
-                ctx.ci.set_output("testers-removed", 0);
-                format!("{email} was not in {name}")
+                (0, format!("{email} was not in {name}"))
             }
         }
         None => {
             beta::remove_testers_from_app(&ctx.api, app_id, std::slice::from_ref(&t.id)).await?;
-            ctx.ci.set_output("testers-removed", 1);
-            format!("removed {email} from the app")
+            (1, format!("removed {email} from the app"))
         }
     };
-    report.text = Some(format!("{result}\n"));
-    report.rows.push(Row {
-        step: "testers".into(),
-        result,
-    });
+    report::tester_removed(&ctx.ci, report, removed, result);
     Ok(())
 }
 
@@ -258,13 +244,10 @@ async fn export(
         }
     }
     let rows: Vec<csv::Row> = rows.into_values().collect();
-    std::fs::write(out, csv::write(&rows))
-        .map_err(|e| Error::input(format!("cannot write {}: {e}", s.display_path(out))))?;
-    let result = format!("{} tester(s) to {}", rows.len(), s.display_path(out));
+    let shown = s.display_path(out);
+    std::fs::write(out, csv::write(&rows)).map_err(|e| Error::io("write", &shown, e))?;
+    let result = format!("{} tester(s) to {shown}", rows.len());
     report.text = Some(format!("{result}\n"));
-    report.rows.push(Row {
-        step: "testers".into(),
-        result,
-    });
+    report.row("testers", result);
     Ok(())
 }

@@ -5,8 +5,8 @@
 
 use crate::cli::fd;
 use crate::support::*;
+use asc_simulator::state::{BuildRec, Submission};
 use flightdeck::audience::{self, Desired, DesiredGroup, Mode, Person};
-use flightdeck::simulator::state::{BuildRec, Submission};
 use serde_json::Value;
 use std::path::Path;
 
@@ -271,7 +271,7 @@ fn one(email: &str) -> Desired {
 
 #[tokio::test]
 async fn a_stale_plan_and_a_lost_create_response_never_duplicate_a_tester() {
-    use flightdeck::simulator::faults::{Fault, Scope};
+    use asc_simulator::faults::{Fault, Scope};
     let env = start().await;
     let ctx = env.ctx();
     // The plan is made, then someone else adds the tester before it is applied.

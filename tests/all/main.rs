@@ -4,6 +4,8 @@
 mod audience;
 mod cli;
 mod integrations;
+mod layout;
+mod pipeline_file;
 mod sim_routes;
 mod support;
 mod upload;

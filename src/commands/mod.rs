@@ -14,6 +14,8 @@ use crate::outcome::{Outcome, Row};
 use crate::plan::{self, AppRef};
 use crate::secret::Secret;
 use crate::{pipeline, spec};
+mod doctor;
+mod init;
 mod oneshot;
 
 use std::io::Write;
@@ -42,7 +44,29 @@ pub fn name(c: &Command) -> &'static str {
         Command::NextBuildNumber(_) => "next-build-number",
         Command::Simulator(_) => "simulator",
         Command::Demo => "demo",
+        Command::Doctor(_) => "doctor",
+        Command::Init(_) => "init",
         Command::Schema => "schema",
+        Command::Completions { .. } => "completions",
+        Command::Man => "man",
+    }
+}
+
+/// The section (GitLab) or group (GitHub) around a command that opens none
+/// itself; `run`, `upload`, `wait` and `doctor` open one per phase, and the
+/// long-running servers and the printers (schema, completions) get none.
+fn phase_title(c: &Command) -> Option<&'static str> {
+    match c {
+        Command::Run { dry_run: true, .. } => Some("run: plan"),
+        Command::Validate { .. }
+        | Command::Testflight(_)
+        | Command::Feedback(_)
+        | Command::NextBuildNumber(_)
+        | Command::Init(_) => Some(name(c)),
+        Command::Webhooks(w) if !matches!(w, crate::cli::WebhooksCmd::Listen { .. }) => {
+            Some("webhooks")
+        }
+        _ => None,
     }
 }
 
@@ -54,7 +78,7 @@ pub async fn main(
     err: Box<dyn Write + Send>,
     cancel: CancellationToken,
 ) -> u8 {
-    let settings = Settings::load(&env, cli.ci.platform());
+    let settings = Settings::load_with(&env, cli.ci.platform(), cli.api_key_json.as_deref());
     let platform = settings
         .as_ref()
         .map(|s| s.platform)
@@ -78,9 +102,26 @@ pub async fn main(
             reporter.mask(w.expose());
         }
     }
+    if let Ok(s) = &settings
+        && !matches!(cli.command, Command::Doctor(_))
+    {
+        for w in &s.credential_warnings {
+            reporter.warning(w.clone());
+        }
+    }
     let mut report = Report::default();
+    let phase = phase_title(&cli.command);
     let result = match settings {
-        Ok(s) => dispatch(&cli, &s, &env, reporter.clone(), cancel, &mut report).await,
+        Ok(s) => {
+            if let Some(t) = phase {
+                reporter.group_start(t);
+            }
+            let r = dispatch(&cli, &s, &env, reporter.clone(), cancel, &mut report).await;
+            if phase.is_some() {
+                reporter.group_end();
+            }
+            r
+        }
         Err(e) => Err(e),
     };
     let outcome = Outcome {
@@ -101,7 +142,10 @@ pub async fn main(
         ..outcome
     };
     let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
-    let quiet = matches!(cli.command, Command::Schema);
+    let quiet = matches!(
+        cli.command,
+        Command::Schema | Command::Completions { .. } | Command::Man
+    );
     let md = if quiet {
         String::new()
     } else {
@@ -161,7 +205,7 @@ pub fn build_ctx(
     Ok(Ctx::new(Arc::new(api), reporter, cancel))
 }
 
-fn app_ref(a: &AppArgs, s: &Settings) -> Option<AppRef> {
+pub(crate) fn app_ref(a: &AppArgs, s: &Settings) -> Option<AppRef> {
     a.app_id
         .clone()
         .map(AppRef::Id)
@@ -209,7 +253,7 @@ pub fn load_plan(path: &Path, env: &Env, settings: &Settings) -> Result<plan::Pl
     Ok(plan)
 }
 
-fn pipeline_path(flag: &Option<PathBuf>, s: &Settings) -> PathBuf {
+pub(crate) fn pipeline_path(flag: &Option<PathBuf>, s: &Settings) -> PathBuf {
     flag.clone()
         .or_else(|| s.pipeline.clone())
         .unwrap_or_else(|| PathBuf::from("flightdeck.yml"))
@@ -283,8 +327,18 @@ async fn dispatch(
         }
         Command::Simulator(a) => crate::demo::simulator(a, &reporter, cancel).await,
         Command::Demo => crate::demo::run(env, &reporter, cancel, report).await,
+        Command::Doctor(a) => doctor::run(cli, a, s, env, reporter, report).await,
+        Command::Init(a) => init::run(cli, a, s, report),
         Command::Schema => {
             report.text = Some(spec::schema::generate());
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            report.text = Some(crate::cli::completions(*shell));
+            Ok(())
+        }
+        Command::Man => {
+            report.text = Some(crate::cli::man_page());
             Ok(())
         }
     }

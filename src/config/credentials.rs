@@ -337,6 +337,9 @@ pub fn find(env: &Env, api_key_json: Option<&Path>) -> Result<Raw, Error> {
         file: None,
     });
     let key = key_from_variables(env);
+    if key_id.is_none() && issuer.is_none() && key.is_err() {
+        return Err(missing_key_id());
+    }
     Ok(Raw {
         source: Source::Variables {
             key_id: key_id.as_ref().map(|n| n.from.clone()),

@@ -2,6 +2,9 @@
 //! embedded App Store Connect simulator on loopback.
 
 mod cli;
+mod credentials;
+mod doctor;
+mod init;
 mod integrations;
 mod sim_routes;
 mod support;

@@ -6,6 +6,7 @@ mod credentials;
 mod doctor;
 mod init;
 mod integrations;
+mod portable;
 mod sim_routes;
 mod support;
 mod upload;

@@ -43,24 +43,25 @@ pub async fn run(
     }
     report.text = Some(list.render());
     report.data = serde_json::to_value(&list).ok();
-    match list.first_failure() {
-        None => Ok(()),
-        Some(c) => {
-            let Status::Fail(kind) = c.status else {
-                unreachable!("first_failure returns a failed check")
-            };
-            let failed = list.checks.iter().filter(|c| c.failed()).count();
-            let mut e = Error::new(
-                kind,
-                format!(
-                    "{failed} doctor checks failed; first: {}: {}",
-                    c.name, c.detail
-                ),
-            );
-            if let Some(fix) = &c.fix {
-                e = e.with_hint(fix.clone());
-            }
-            Err(e)
-        }
+    let first = list.checks.iter().find_map(|c| match c.status {
+        Status::Fail(kind) => Some((kind, c)),
+        _ => None,
+    });
+    let Some((kind, c)) = first else {
+        return Ok(());
+    };
+    let failed = list.checks.iter().filter(|c| c.failed()).count();
+    let mut e = Error::new(
+        kind,
+        format!(
+            "{} failed; first: {}: {}",
+            doctor::plural(failed, "check"),
+            c.name,
+            c.detail
+        ),
+    );
+    if let Some(fix) = &c.fix {
+        e = e.with_hint(fix.clone());
     }
+    Err(e)
 }

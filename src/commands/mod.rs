@@ -102,8 +102,18 @@ pub async fn main(
             reporter.mask(w.expose());
         }
     }
+    // Doctor reports them as checks; commands that never call the API skip them.
+    let offline = matches!(
+        cli.command,
+        Command::Doctor(_)
+            | Command::Init(_)
+            | Command::Validate { .. }
+            | Command::Schema
+            | Command::Completions { .. }
+            | Command::Man
+    );
     if let Ok(s) = &settings
-        && !matches!(cli.command, Command::Doctor(_))
+        && !offline
     {
         for w in &s.credential_warnings {
             reporter.warning(w.clone());

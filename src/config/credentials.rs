@@ -426,10 +426,7 @@ pub fn clean_id(from: &str, raw: &str) -> (String, Option<String>) {
     if unquoted != trimmed {
         removed.push("quotes");
     }
-    let note = format!(
-        "{from}: removed {} from the value; store the secret without them",
-        removed.join(" and ")
-    );
+    let note = format!("{from}: removed {} from the value", removed.join(" and "));
     (unquoted.to_string(), Some(note))
 }
 

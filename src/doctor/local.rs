@@ -105,7 +105,11 @@ fn key_id(raw: &Raw) -> Check {
         );
     }
     if let Some(note) = note {
-        return Check::warn("key-id", note, "store the secret without them");
+        return Check::warn(
+            "key-id",
+            format!("{note} (it still works)"),
+            format!("store {from} as the bare key id"),
+        );
     }
     if !looks_like_key_id(&id) {
         return Check::warn(

@@ -137,11 +137,21 @@ impl Checklist {
             .iter()
             .filter(|c| c.status == Status::Warn)
             .count();
+        let warnings = plural(warned, "warning");
         out.push_str(&match failed {
-            0 => format!("doctor: all checks passed ({warned} warnings)\n"),
-            n => format!("doctor: {n} checks failed, {warned} warnings\n"),
+            0 => format!("doctor: all checks passed ({warnings})\n"),
+            n => format!("doctor: {} failed, {warnings}\n", plural(n, "check")),
         });
         out
+    }
+}
+
+/// `1 check`, `2 checks`.
+pub fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }
 

@@ -233,3 +233,84 @@ async fn missing_credentials_and_a_broken_pipeline_fail_as_bad_input() {
             .contains("flightdeck.yml:2:1")
     );
 }
+
+#[tokio::test]
+async fn a_webhook_without_a_secret_and_unwritable_ci_files_fail() {
+    let env = start().await;
+    std::fs::write(
+        env.path("hooked.yml"),
+        "version: 1\nsteps:\n  - upload:\n      file: build/App.ipa\n  - wait:\n      webhook: { listen: \"127.0.0.1:0\" }\n",
+    )
+    .unwrap();
+    let mut vars = env.vars();
+    vars.push(("GITHUB_ACTIONS".into(), "true".into()));
+    vars.push(("GITHUB_OUTPUT".into(), "/nonexistent/dir/out".into()));
+    let (code, checks, stderr) = doctor(&env, &vars, &["--pipeline", "hooked.yml"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        status(&checks, "pipeline"),
+        "pass",
+        "{}",
+        checks["pipeline"]
+    );
+    assert_eq!(status(&checks, "webhook-secret"), "fail");
+    assert!(
+        checks["webhook-secret"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("ASC_WEBHOOK_SECRET")
+    );
+    let ci = checks["ci"]["detail"].as_str().unwrap();
+    assert!(
+        ci.contains("GitHub Actions detected, but: /nonexistent/dir/out"),
+        "{ci}"
+    );
+    assert!(ci.contains("GITHUB_STEP_SUMMARY is not set"), "{ci}");
+    // With the secret set, only the CI files are left.
+    vars.push(("ASC_WEBHOOK_SECRET".into(), "a-long-webhook-secret".into()));
+    let (_, checks, _) = doctor(&env, &vars, &["--pipeline", "hooked.yml"]).await;
+    assert_eq!(status(&checks, "webhook-secret"), "pass");
+    assert_eq!(status(&checks, "ci"), "fail");
+}
+
+#[tokio::test]
+async fn gitlab_gets_a_collapsed_section_for_each_phase() {
+    let env = start().await;
+    std::fs::write(env.path("flightdeck.yml"), PIPELINE).unwrap();
+    let mut vars = env.vars();
+    vars.push(("GITLAB_CI".into(), "true".into()));
+    for (args, section) in [
+        (
+            vec!["doctor"],
+            "_doctor_checks[collapsed=true]\r\x1b[0Kdoctor: checks\n",
+        ),
+        (
+            vec!["validate"],
+            "_validate[collapsed=true]\r\x1b[0Kvalidate\n",
+        ),
+        (
+            vec!["next-build-number", "--bundle-id", BUNDLE],
+            "_next-build-number[collapsed=true]\r\x1b[0Knext-build-number\n",
+        ),
+    ] {
+        let out = fd(&vars, &args, env.dir.path()).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let start = err
+            .find("\x1b[0Ksection_start:")
+            .unwrap_or_else(|| panic!("{args:?}: {err:?}"));
+        let line = &err[start..];
+        let name_at = line.find(":flightdeck_1").unwrap();
+        let stamp: i64 = line["\x1b[0Ksection_start:".len()..name_at]
+            .parse()
+            .unwrap();
+        assert!((stamp - jiff::Timestamp::now().as_second()).abs() < 120);
+        assert!(
+            line[name_at..].starts_with(&format!(":flightdeck_1{section}")),
+            "{args:?}: {err:?}"
+        );
+        assert!(
+            err.contains(":flightdeck_1") && err.contains("\x1b[0Ksection_end:"),
+            "{err:?}"
+        );
+    }
+}

@@ -89,7 +89,11 @@ pub async fn main(
         .unwrap_or_default();
     let reporter = Arc::new(Reporter::new(platform, paths, err));
     // Secrets first, before anything else is printed.
-    for name in config::PRIVATE_KEY.iter().chain(config::WEBHOOK_SECRET) {
+    for name in config::PRIVATE_KEY
+        .iter()
+        .chain(config::credentials::PRIVATE_KEY_B64)
+        .chain(config::WEBHOOK_SECRET)
+    {
         if let Some(v) = env.get(name) {
             reporter.mask(v);
         }

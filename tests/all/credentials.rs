@@ -266,3 +266,28 @@ async fn the_binary_reads_api_key_json_and_warns_about_a_quoted_issuer() {
             .contains("(from APP_STORE_CONNECT_API_KEY_PATH)")
     );
 }
+
+#[tokio::test]
+async fn asc_private_key_b64_is_masked_on_github_before_anything_else() {
+    let env = start().await;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&env.private_pem);
+    let vars: Vec<(String, String)> = vec![
+        ("ASC_API_BASE_URL".into(), env.sim.base_url.clone()),
+        ("ASC_KEY_ID".into(), KEY_ID.into()),
+        ("ASC_ISSUER_ID".into(), ISSUER.into()),
+        ("ASC_PRIVATE_KEY_B64".into(), b64.clone()),
+        ("GITHUB_ACTIONS".into(), "true".into()),
+    ];
+    let out = fd(
+        &vars,
+        &["next-build-number", "--bundle-id", BUNDLE],
+        env.dir.path(),
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.starts_with(&format!("::add-mask::{b64}\n")),
+        "the base64 key is masked first: {err}"
+    );
+}

@@ -142,6 +142,22 @@ impl SimConfig {
         }
     }
 
+    /// Accept one more API key, holding only `roles`.
+    pub fn add_key(
+        &mut self,
+        key_id: &str,
+        issuer_id: Option<&str>,
+        public_key_pem: &str,
+        roles: &[&str],
+    ) {
+        self.keys.push(SimKey {
+            key_id: key_id.into(),
+            issuer_id: issuer_id.map(str::to_string),
+            public_key_pem: public_key_pem.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        });
+    }
+
     /// The key with this id: the main key (every role) or one of `keys`.
     pub fn key(&self, key_id: &str) -> Option<SimKey> {
         if key_id == self.key_id {

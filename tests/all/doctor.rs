@@ -6,7 +6,6 @@
 use crate::cli::fd;
 use crate::support::*;
 use flightdeck::auth::key;
-use flightdeck::simulator::SimKey;
 use serde_json::Value;
 
 const PIPELINE: &str =
@@ -106,15 +105,8 @@ async fn a_wrong_key_id_fails_the_api_check_and_names_the_key_id() {
 #[tokio::test]
 async fn a_key_without_the_testflight_role_is_told_apart_from_a_wrong_key() {
     let (dev_private, dev_public) = key::generate();
-    let env = start_with(|c| {
-        c.keys.push(SimKey {
-            key_id: "DEVKEY0001".into(),
-            issuer_id: Some(ISSUER.into()),
-            public_key_pem: dev_public.clone(),
-            roles: vec!["DEVELOPER".into()],
-        })
-    })
-    .await;
+    let env =
+        start_with(|c| c.add_key("DEVKEY0001", Some(ISSUER), &dev_public, &["DEVELOPER"])).await;
     let vars = vec![
         ("ASC_API_BASE_URL".to_string(), env.sim.base_url.clone()),
         ("ASC_KEY_ID".into(), "DEVKEY0001".into()),

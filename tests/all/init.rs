@@ -4,7 +4,7 @@
 //! names it, as `.ci/run` does), and nothing is overwritten without --force.
 
 use crate::cli::fd;
-use flightdeck::artifact::fixture::{AppSpec, write_ipa};
+use crate::support::{BUNDLE, start};
 use serde_json::Value;
 use std::path::Path;
 
@@ -38,12 +38,14 @@ async fn init_in(dir: &Path, ci: &str) -> (i32, String) {
     (out.status.code().unwrap(), text)
 }
 
-fn with_artifact() -> tempfile::TempDir {
+/// A repository with a build's .ipa in build/ (the support fixture, for the seeded app).
+async fn with_artifact() -> tempfile::TempDir {
+    let env = start().await;
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(d.path().join("build")).unwrap();
-    write_ipa(
-        &d.path().join("build/Acme.ipa"),
-        &AppSpec::new("com.acme.rocket", "1.2.0", "7"),
+    std::fs::rename(
+        env.ipa("Acme.ipa", "1.2.0", "7", 1000),
+        d.path().join("build/Acme.ipa"),
     )
     .unwrap();
     d
@@ -62,7 +64,7 @@ async fn init_for_each_ci_writes_files_that_validate() {
         // check-jsonschema has no Bitrise schema; the step's inputs are checked below.
         ("bitrise", "bitrise.yml", None),
     ] {
-        let d = with_artifact();
+        let d = with_artifact().await;
         let (code, text) = init_in(d.path(), ci).await;
         assert_eq!(code, 0, "{ci}: {text}");
         assert!(text.contains(&format!("wrote {file}")), "{text}");
@@ -72,7 +74,7 @@ async fn init_for_each_ci_writes_files_that_validate() {
         );
         let pipeline = std::fs::read_to_string(d.path().join("flightdeck.yml")).unwrap();
         assert!(
-            pipeline.contains("bundle-id: \"com.acme.rocket\""),
+            pipeline.contains(&format!("bundle-id: \"{BUNDLE}\"")),
             "{pipeline}"
         );
         assert!(pipeline.contains("file: \"build/Acme.ipa\""), "{pipeline}");

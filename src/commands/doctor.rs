@@ -1,24 +1,23 @@
 //! `flightdeck doctor`: gather the inputs, run the checklist, print it
 //! (text on stdout, or every check in `--output json`), warn and fail.
 
-use super::{Report, load_plan, pipeline_path};
-use crate::ci::Reporter;
-use crate::cli::{Cli, DoctorArgs};
-use crate::config::Settings;
-use crate::config::env::Env;
+use super::run::{load_plan, pipeline_path};
+use super::{Invocation, Report};
+use crate::cli::DoctorArgs;
 use crate::doctor::{self, Inputs, PipelineInput, Status};
 use crate::error::Error;
 use crate::secret::Secret;
+use std::path::Path;
 use std::sync::Arc;
 
-pub async fn run(
-    cli: &Cli,
+/// `api_key_json`: the global `--api-key-json` flag.
+pub(super) async fn run(
     a: &DoctorArgs,
-    s: &Settings,
-    env: &Env,
-    reporter: Arc<Reporter>,
+    api_key_json: Option<&Path>,
+    inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
+    let (s, env, reporter) = (inv.settings, inv.env, &inv.reporter);
     let path = pipeline_path(&a.pipeline, s);
     let asked = a.pipeline.is_some() || s.pipeline.is_some();
     let pipeline = if !asked && !path.exists() {
@@ -31,8 +30,8 @@ pub async fn run(
     let list = doctor::run(Inputs {
         env,
         settings: s,
-        api_key_json: cli.api_key_json.as_deref(),
-        app: super::app_ref(&a.app, s),
+        api_key_json,
+        app: inv.app(&a.app),
         pipeline,
         on_token: Some(Arc::new(move |t: &Secret| masker.mask(t.expose()))),
     })

@@ -1,16 +1,21 @@
 //! `flightdeck init`: decide the CI, ask `init` for the files, write them
 //! (never over an existing file without `--force`).
 
-use super::Report;
-use crate::cli::{Cli, InitArgs};
-use crate::config::Settings;
+use super::{Invocation, Report};
+use crate::ci::Platform;
+use crate::cli::InitArgs;
 use crate::error::Error;
 use crate::init::{self, Ci};
 
-pub fn run(cli: &Cli, a: &InitArgs, s: &Settings, report: &mut Report) -> Result<(), Error> {
-    let ci = cli
-        .ci
-        .platform()
+/// `ci_flag`: the CI named by `--ci` (None for auto).
+pub(super) fn run(
+    a: &InitArgs,
+    ci_flag: Option<Platform>,
+    inv: &Invocation<'_>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let s = inv.settings;
+    let ci = ci_flag
         .map(|p| {
             Ci::from_platform(p).ok_or_else(|| {
                 Error::input("init writes a file for --ci github, gitlab or bitrise, not none")
@@ -38,10 +43,9 @@ pub fn run(cli: &Cli, a: &InitArgs, s: &Settings, report: &mut Report) -> Result
         let path = a.dir.join(&f.path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
-                .map_err(|e| Error::input(format!("cannot create {}: {e}", parent.display())))?;
+                .map_err(|e| Error::io("create", parent.display(), e))?;
         }
-        std::fs::write(&path, &f.contents)
-            .map_err(|e| Error::input(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, &f.contents).map_err(|e| Error::io("write", path.display(), e))?;
         text.push_str(&format!("wrote {}\n", f.path.display()));
     }
     match &starter.artifact {

@@ -395,7 +395,8 @@ fn key_from_variables(env: &Env) -> Result<Named, Error> {
 
 pub(super) fn read_key_file(what: &str, path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|e| {
-        Error::input(format!("{what}: cannot read the key file {}: {e}", path.display()))
+        Error::read("the key file", path.display(), &e)
+            .context(what)
             .with_hint("check the path; in CI, write the secret to a file first or pass the key text in ASC_PRIVATE_KEY")
     })
 }
@@ -460,7 +461,7 @@ impl Raw {
         }
         let text = self.key.clone()?;
         let key = key::parse(&text.value)
-            .map_err(|e| Error::input(format!("{}: {e}", text.from)).with_hint(e.hint()))?;
+            .map_err(|e| Error::invalid(&text.from, &e).with_hint(e.hint()))?;
         Ok(Loaded {
             credentials: Credentials {
                 key_id: key_id_value,
@@ -474,7 +475,7 @@ impl Raw {
 }
 
 pub fn missing_key_id() -> Error {
-    Error::input("ASC_KEY_ID is not set: flightdeck needs an App Store Connect API key")
+    Error::unset("ASC_KEY_ID", "flightdeck needs an App Store Connect API key")
         .with_hint("create a key in App Store Connect > Users and Access > Integrations and pass its id as ASC_KEY_ID, with ASC_ISSUER_ID and ASC_PRIVATE_KEY (or fastlane's API key JSON with --api-key-json)")
 }
 

@@ -88,11 +88,8 @@ fn parse(path: &Path, body: &str) -> Result<ApiKeyFile, Error> {
 /// Read the file named by `via` (a flag or variable name).
 pub fn read(path: &Path, via: &str) -> Result<Raw, Error> {
     let shown = path.display();
-    let body = std::fs::read_to_string(path).map_err(|e| {
-        Error::input(format!(
-            "{via}: cannot read fastlane's API key JSON {shown}: {e}"
-        ))
-    })?;
+    let body = std::fs::read_to_string(path)
+        .map_err(|e| Error::read("fastlane's API key JSON", &shown, &e).context(via))?;
     let file = parse(path, &body)?;
     let from = |field: &str| format!("{field} in {shown}");
     let key = match (&file.key, &file.key_filepath) {

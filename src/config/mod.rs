@@ -7,7 +7,7 @@ pub mod env;
 mod fastlane;
 
 use crate::auth::{Issuer, PrivateKey};
-use crate::ci;
+use crate::ci::{self, Platform};
 use crate::error::Error;
 use crate::secret::Secret;
 use env::Env;
@@ -89,7 +89,7 @@ impl Settings {
                 "ASC_API_BASE_URL must be an http(s) URL, got {api_base:?}"
             )));
         }
-        let platform = ci::detect(ci_flag, env);
+        let platform = detect_platform(ci_flag, env);
         let loaded = credentials::load(env, api_key_json);
         let credential_warnings = loaded
             .as_ref()
@@ -176,10 +176,49 @@ pub fn load_credentials(env: &Env) -> Result<Credentials, Error> {
     credentials::load(env, None).map(|l| l.credentials)
 }
 
+/// Platform detection: flag, then GitHub, GitLab, Bitrise, else a terminal.
+pub fn detect_platform(flag: Option<Platform>, env: &Env) -> Platform {
+    if let Some(p) = flag {
+        return p;
+    }
+    if env.is_true("GITHUB_ACTIONS") {
+        Platform::GitHub
+    } else if env.is_true("GITLAB_CI") {
+        Platform::GitLab
+    } else if env.is_true("BITRISE_IO") || env.get("ENVMAN_ENVSTORE_PATH").is_some() {
+        Platform::Bitrise
+    } else {
+        Platform::Local
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::key;
+
+    #[test]
+    fn ci_detection_order() {
+        let d =
+            |pairs: &[(&str, &str)]| detect_platform(None, &Env::from_pairs(pairs.iter().copied()));
+        assert_eq!(
+            d(&[("GITHUB_ACTIONS", "true"), ("GITLAB_CI", "true")]),
+            Platform::GitHub
+        );
+        assert_eq!(
+            d(&[("GITLAB_CI", "true"), ("CI", "true")]),
+            Platform::GitLab
+        );
+        assert_eq!(d(&[("ENVMAN_ENVSTORE_PATH", "/x")]), Platform::Bitrise);
+        assert_eq!(d(&[("CI", "true")]), Platform::Local);
+        assert_eq!(
+            detect_platform(
+                Some(Platform::GitLab),
+                &Env::from_pairs([("GITHUB_ACTIONS", "true")])
+            ),
+            Platform::GitLab
+        );
+    }
 
     fn env_with(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))

@@ -6,6 +6,8 @@ mod credentials;
 mod doctor;
 mod init;
 mod integrations;
+mod layout;
+mod pipeline_file;
 mod portable;
 mod sim_routes;
 mod support;

@@ -22,6 +22,10 @@ pub struct Cli {
     /// Which CI to report to; auto detects it from the environment.
     #[arg(long, global = true, value_enum, default_value_t = CiChoice::Auto)]
     pub ci: CiChoice,
+    /// fastlane's API key JSON file (key_id, issuer_id, key); also
+    /// APP_STORE_CONNECT_API_KEY_PATH.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub api_key_json: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,9 +96,42 @@ pub enum Command {
     Simulator(SimulatorArgs),
     /// Run the example pipeline against the embedded simulator, end to end.
     Demo,
+    /// Check the set-up (credentials, key, role, clock, app, pipeline, CI) and say what to fix.
+    Doctor(DoctorArgs),
+    /// Write a starter flightdeck.yml and the CI file (for the CI named by
+    /// --ci github|gitlab|bitrise; auto looks at the repository, else github).
+    Init(InitArgs),
     /// Print the pipeline file's JSON Schema.
     #[command(hide = true)]
     Schema,
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The pipeline to check (default flightdeck.yml, or FLIGHTDECK_PIPELINE).
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Bundle id of the app (default: from the artifact found, else ASC_BUNDLE_ID).
+    #[arg(long)]
+    pub bundle_id: Option<String>,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Directory to write into (default: the working directory).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -387,4 +424,21 @@ pub enum TestersCmd {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// Shell completions for `shell`, generated from these flags.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "flightdeck", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The man page (roff), generated from these flags.
+pub fn man_page() -> String {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    // Rendering into memory cannot fail.
+    let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }

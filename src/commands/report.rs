@@ -266,8 +266,8 @@ pub fn finish(
         data: report.data,
     };
     let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
-    // The schema is a document, not a run: no step summary for it.
-    let md = if command == "schema" {
+    // The schema, completions and man page are documents, not runs: no step summary for them.
+    let md = if matches!(command, "schema" | "completions" | "man") {
         String::new()
     } else {
         outcome.markdown()

@@ -118,7 +118,7 @@ pub fn load_plan(path: &Path, env: &Env, settings: &Settings) -> Result<Plan, Er
     Ok(plan)
 }
 
-fn pipeline_path(flag: &Option<PathBuf>, s: &Settings) -> PathBuf {
+pub(super) fn pipeline_path(flag: &Option<PathBuf>, s: &Settings) -> PathBuf {
     flag.clone()
         .or_else(|| s.pipeline.clone())
         .unwrap_or_else(|| PathBuf::from("flightdeck.yml"))

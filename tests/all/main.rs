@@ -3,9 +3,13 @@
 
 mod audience;
 mod cli;
+mod credentials;
+mod doctor;
+mod init;
 mod integrations;
 mod layout;
 mod pipeline_file;
+mod portable;
 mod sim_routes;
 mod support;
 mod upload;

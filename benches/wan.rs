@@ -151,7 +151,11 @@ fn load_avg() -> f64 {
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 struct Bench {
@@ -175,7 +179,12 @@ impl Bench {
         let status = Command::new("timeout")
             .args(["-s", "TERM", &self.limit.to_string()])
             .arg(&self.wan_link)
-            .args(["--mbit", &p.mbit.to_string(), "--rtt-ms", &p.rtt_ms.to_string()])
+            .args([
+                "--mbit",
+                &p.mbit.to_string(),
+                "--rtt-ms",
+                &p.rtt_ms.to_string(),
+            ])
             .args(["--loss", &p.loss_pct.to_string()])
             .args(["--seed", &self.count.to_string()])
             .arg("--stats")
@@ -414,7 +423,10 @@ fn main() {
     );
     let mut summary = Vec::new();
     for p in PROFILES {
-        if keep.as_ref().is_some_and(|k| !k.iter().any(|n| n == p.name)) {
+        if keep
+            .as_ref()
+            .is_some_and(|k| !k.iter().any(|n| n == p.name))
+        {
             continue;
         }
         let ipa = dir.path().join(format!("Wan{}.ipa", p.mib));

@@ -13,6 +13,8 @@
 pub mod guard;
 pub mod parts;
 pub mod progress;
+pub mod schedule;
+mod source;
 
 use crate::api::models::{AssetDeliveryState, BuildUpload, BuildUploadFile, Platform};
 use crate::api::{ApiError, ApiErrorKind, resources as r};

@@ -176,9 +176,7 @@ impl Bench {
         let stats = self.dir.join(format!("stats{}.json", self.count));
         let load = load_avg();
         let started = Instant::now();
-        let status = Command::new("timeout")
-            .args(["-s", "TERM", &self.limit.to_string()])
-            .arg(&self.wan_link)
+        let status = Command::new(&self.wan_link)
             .args([
                 "--mbit",
                 &p.mbit.to_string(),
@@ -190,6 +188,8 @@ impl Bench {
             .arg("--stats")
             .arg(&stats)
             .arg("--")
+            // The limit acts inside the link, so wan-link ends as usual.
+            .args(["timeout", "-s", "TERM", &self.limit.to_string()])
             .args(cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -17,8 +17,8 @@
 //! there shows as `>90`), FLIGHTDECK_BENCH_BIN (another flightdeck binary),
 //! FLIGHTDECK_UPLOAD_TUNING (passed on: techniques to switch off).
 
-use flightdeck::artifact::fixture::{AppSpec, write_ipa};
-use flightdeck::simulator::{self, SimConfig, state::DEMO_BUNDLE_ID};
+use asc_simulator::fixture::{AppSpec, write_ipa};
+use asc_simulator::{self as simulator, SimConfig, state::DEMO_BUNDLE_ID};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

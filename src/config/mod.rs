@@ -3,6 +3,7 @@
 
 pub mod duration;
 pub mod env;
+pub mod tuning;
 
 use crate::auth::{Issuer, PrivateKey, key};
 use crate::ci::{self, Platform};
@@ -61,6 +62,8 @@ pub struct Settings {
     pub platform: ci::Platform,
     pub ci_paths: ci::Paths,
     pub workspace: Option<PathBuf>,
+    /// `FLIGHTDECK_UPLOAD_TUNING`: the part scheduler's techniques.
+    pub upload_tuning: tuning::UploadTuning,
     credentials: Option<Result<Credentials, Error>>,
 }
 
@@ -89,6 +92,7 @@ impl Settings {
                 .or(env.get("CI_PROJECT_DIR"))
                 .or(env.get("BITRISE_SOURCE_DIR"))
                 .map(PathBuf::from),
+            upload_tuning: tuning::UploadTuning::from_env(env),
             credentials: Some(load_credentials(env)),
         })
     }
@@ -104,6 +108,7 @@ impl Settings {
             platform: ci::Platform::Local,
             ci_paths: ci::Paths::default(),
             workspace: None,
+            upload_tuning: tuning::UploadTuning::default(),
             credentials: Some(Ok(creds)),
         }
     }

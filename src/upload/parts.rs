@@ -112,13 +112,14 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Send every part not yet done and return the whole-file digests.
+    /// Send every part not yet done, every technique on, and return the
+    /// whole-file digests.
     pub async fn run(&self, parts: Vec<Part>, _size: u64) -> Result<Digests, Error> {
-        let tuning = Tuning::with_cap(self.concurrency)
-            .adjusted(std::env::var("FLIGHTDECK_UPLOAD_TUNING").ok().as_deref());
-        self.run_with(parts, tuning).await
+        self.run_with(parts, Tuning::with_cap(self.concurrency))
+            .await
     }
 
+    /// `run`, with the scheduler's techniques as `tuning` says.
     pub async fn run_with(&self, parts: Vec<Part>, tuning: Tuning) -> Result<Digests, Error> {
         let todo = send_order(parts.into_iter().filter(|p| !p.done).collect());
         self.progress
@@ -138,7 +139,7 @@ impl Sender {
         digests
             .await
             .map_err(|e| Error::transient(format!("reader failed: {e}")))?
-            .map_err(|e| Error::input(format!("{}: {e}", self.file.display())))
+            .map_err(|e| Error::read("the artifact", self.file.display(), &e))
     }
 }
 
@@ -538,7 +539,7 @@ impl PartJob {
             .body(body)
             .send()
             .await
-            .map_err(|e| Failure::Retry(crate::api::client::describe_transport(&e)))?;
+            .map_err(|e| Failure::Retry(crate::api::error::describe_transport(&e)))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());

@@ -4,6 +4,7 @@
 //! cap), and which part to send again in the end game (the one running far
 //! slower than the parts that finished).
 
+use crate::config::tuning::UploadTuning;
 use std::time::{Duration, Instant};
 
 /// How the scheduler works; every technique can be switched off, so the
@@ -30,18 +31,21 @@ impl Tuning {
         }
     }
 
-    /// `FLIGHTDECK_UPLOAD_TUNING`, a benchmark knob: a comma-separated list
-    /// of techniques to switch off (`no-adaptive`, `no-overlap`, `no-endgame`).
-    pub fn adjusted(mut self, spec: Option<&str>) -> Self {
-        for word in spec.unwrap_or_default().split(',').map(str::trim) {
-            match word {
-                "no-adaptive" => self.adaptive = false,
-                "no-overlap" => self.overlap = false,
-                "no-endgame" => self.endgame = false,
-                _ => {}
-            }
+    /// With the techniques `switches` leaves on (`FLIGHTDECK_UPLOAD_TUNING`,
+    /// read by `config`).
+    pub fn switched(self, switches: UploadTuning) -> Self {
+        Self {
+            adaptive: self.adaptive && switches.adaptive,
+            overlap: self.overlap && switches.overlap,
+            endgame: self.endgame && switches.endgame,
+            ..self
         }
-        self
+    }
+
+    /// With the techniques a `FLIGHTDECK_UPLOAD_TUNING` value names switched
+    /// off (`no-adaptive`, `no-overlap`, `no-endgame`, comma-separated).
+    pub fn adjusted(self, spec: Option<&str>) -> Self {
+        self.switched(UploadTuning::parse(spec.unwrap_or_default()))
     }
 }
 

@@ -7,6 +7,7 @@
 use crate::api::models::Platform;
 use crate::config::duration;
 use crate::config::env::Env;
+use crate::config::tuning::UploadTuning;
 use crate::error::{Error, Location};
 use crate::secret::Secret;
 use crate::spec::{self, Pipeline, Step as SpecStep, Text, WhatsNew};
@@ -56,6 +57,9 @@ pub struct UploadPlan {
     /// Where the values came from, for located errors when they disagree with the artifact.
     #[serde(skip)]
     pub origin: Option<Location>,
+    /// The part scheduler's techniques (a benchmark knob, all on by default).
+    #[serde(skip)]
+    pub tuning: UploadTuning,
 }
 
 impl UploadPlan {
@@ -72,6 +76,7 @@ impl UploadPlan {
             concurrency: DEFAULT_CONCURRENCY,
             checksum: ChecksumAlgorithm::Sha256,
             origin: None,
+            tuning: UploadTuning::default(),
         }
     }
 }
@@ -395,6 +400,7 @@ fn upload(r: &mut Resolver, u: &spec::UploadStep, app: Option<AppRef>) -> Upload
             .parse(&u.checksum, "checksum", parse_checksum)
             .unwrap_or(ChecksumAlgorithm::Sha256),
         origin: Some(u.file.location(r.file)),
+        tuning: UploadTuning::from_env(r.env),
     }
 }
 

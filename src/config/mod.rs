@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod duration;
 pub mod env;
 mod fastlane;
+pub mod tuning;
 
 use crate::auth::{Issuer, PrivateKey};
 use crate::ci::{self, Platform};
@@ -64,6 +65,8 @@ pub struct Settings {
     pub platform: ci::Platform,
     pub ci_paths: ci::Paths,
     pub workspace: Option<PathBuf>,
+    /// `FLIGHTDECK_UPLOAD_TUNING`: the part scheduler's techniques.
+    pub upload_tuning: tuning::UploadTuning,
     credentials: Option<Result<Credentials, Error>>,
     /// What was fixed up while reading the credentials (a trimmed newline...).
     pub credential_warnings: Vec<String>,
@@ -108,6 +111,7 @@ impl Settings {
                 .or(env.get("CI_PROJECT_DIR"))
                 .or(env.get("BITRISE_SOURCE_DIR"))
                 .map(PathBuf::from),
+            upload_tuning: tuning::UploadTuning::from_env(env),
             credentials: Some(loaded.map(|l| l.credentials)),
             credential_warnings,
         })
@@ -124,6 +128,7 @@ impl Settings {
             platform: ci::Platform::Local,
             ci_paths: ci::Paths::default(),
             workspace: None,
+            upload_tuning: tuning::UploadTuning::default(),
             credentials: Some(Ok(creds)),
             credential_warnings: Vec::new(),
         }

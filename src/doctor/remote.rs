@@ -87,7 +87,7 @@ async fn server_time(base: &str) -> Result<jiff::Timestamp, String> {
     let resp = tokio::time::timeout(Duration::from_secs(15), http.get(&url).send())
         .await
         .map_err(|_| "no answer within 15 s".to_string())?
-        .map_err(|e| crate::api::client::describe_transport(&e))?;
+        .map_err(|e| crate::api::error::describe_transport(&e))?;
     let date = resp
         .headers()
         .get("date")

@@ -23,6 +23,7 @@ pub mod feedback;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;
+pub mod relay;
 pub mod secret;
 pub mod simulator;
 pub mod spec;

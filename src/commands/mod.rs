@@ -257,26 +257,8 @@ async fn dispatch(
             oneshot::next_build_number(a, s, reporter, cancel, report).await
         }
         Command::Webhooks(w) => {
-            if let crate::cli::WebhooksCmd::Listen {
-                listen,
-                secret_env,
-                forward,
-            } = w
-            {
-                let secret = env.lookup(&[secret_env.as_str()])?.ok_or_else(|| {
-                    Error::input(format!(
-                        "{secret_env} is not set: the listener needs the webhook's secret"
-                    ))
-                })?;
-                reporter.mask(&secret.value);
-                return crate::webhooks::command::listen(
-                    listen,
-                    Secret::new(secret.value),
-                    forward,
-                    &reporter,
-                    cancel,
-                )
-                .await;
+            if let crate::cli::WebhooksCmd::Listen(a) = w {
+                return crate::webhooks::command::listen(a, env, &reporter, cancel).await;
             }
             let ctx = build_ctx(s, reporter, cancel)?;
             crate::webhooks::command::run(&ctx, w, s, env, report).await

@@ -58,7 +58,11 @@ fn wait_plan(
         }
         None => None,
     };
-    let default_poll = if webhook.is_some() {
+    let relay = hook.webhook_relay.as_ref().map(|url| plan::RelayWait {
+        url: url.clone(),
+        token: env.get(plan::RELAY_TOKEN).map(Secret::new),
+    });
+    let default_poll = if webhook.is_some() || relay.is_some() {
         plan::DEFAULT_POLL_WITH_WEBHOOK
     } else {
         plan::DEFAULT_POLL
@@ -68,6 +72,7 @@ fn wait_plan(
         timeout: flag_duration(timeout, "--timeout", plan::DEFAULT_TIMEOUT)?,
         poll_interval: flag_duration(poll, "--poll-interval", default_poll)?,
         webhook,
+        relay,
     })
 }
 

@@ -1,17 +1,17 @@
-//! `flightdeck webhooks ...`: manage the app's webhooks, and `listen`, a
-//! long-running receiver that verifies, dedupes, logs and forwards.
+//! `flightdeck webhooks ...`: manage the app's webhooks, and `listen`, the
+//! relay (`crate::relay`) configured from its flags.
 
-use super::SIGNATURE_HEADER;
-use super::receiver::{self, Receiver};
 use crate::api::resources::{self as r, WebhookChanges};
 use crate::ci::Reporter;
-use crate::cli::WebhooksCmd;
+use crate::cli::{ListenArgs, WebhooksCmd};
 use crate::commands::{Report, app_id};
 use crate::config::Settings;
 use crate::config::env::Env;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::outcome::Row;
+use crate::relay::forward::Target;
+use crate::relay::{Config as RelayConfig, StoreConfig, Tuning};
 use crate::secret::Secret;
 use tokio_util::sync::CancellationToken;
 
@@ -215,48 +215,84 @@ pub async fn run(
             report.text = Some(format!("{}\n", d.id));
             Ok(())
         }
-        WebhooksCmd::Listen { .. } => Err(Error::input(
+        WebhooksCmd::Listen(_) => Err(Error::input(
             "`webhooks listen` runs without App Store Connect credentials",
         )),
     }
 }
 
-/// Receive deliveries until cancelled; forward each verified one.
+/// Run the relay (`crate::relay`) with the flags' configuration until cancelled.
 pub async fn listen(
-    addr: &str,
-    secret: Secret,
-    forward: &[String],
+    a: &ListenArgs,
+    env: &Env,
     reporter: &Reporter,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::input(format!("cannot listen on {addr}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::input(e.to_string()))?;
-    let (recv, mut rx) = Receiver::new(secret);
-    let server = receiver::serve(listener, recv, cancel.clone());
-    reporter.line(&format!(
-        "listening for App Store Connect webhooks on {bound}; forwarding to {} URL(s)",
-        forward.len()
-    ));
-    let http = crate::api::client::transfer_client()?;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            Some(d) = rx.recv() => {
-                for url in forward {
-                    let sent = http.post(url).header("content-type", "application/json").header(SIGNATURE_HEADER, &d.signature).body(d.body.clone()).send().await;
-                    match sent {
-                        Ok(r) if r.status().is_success() => tracing::info!("forwarded {} to {url}", d.event.kind),
-                        Ok(r) => reporter.warning(format!("forwarding {} to {url}: answered {}", d.event.kind, r.status())),
-                        Err(e) => reporter.warning(format!("forwarding {} to {url}: {}", d.event.kind, crate::api::client::describe_transport(&e))),
-                    }
-                }
-            }
+    let config = relay_config(a, env, reporter)?;
+    let targets = config.targets.len();
+    let store = match &config.store {
+        StoreConfig::Spool(d) => format!("spool {}", d.display()),
+        StoreConfig::Redis(_) => "Redis".to_string(),
+    };
+    crate::relay::serve(config, cancel, |bound| {
+        reporter.line(&format!(
+            "relay listening on {bound} ({store}); forwarding to {targets} target(s)"
+        ))
+    })
+    .await
+    .map_err(|e| match e {
+        crate::relay::RelayError::Store(_) => Error::transient(e.to_string()),
+        _ => Error::input(e.to_string()),
+    })
+}
+
+fn relay_config(a: &ListenArgs, env: &Env, reporter: &Reporter) -> Result<RelayConfig, Error> {
+    let secret = secret_from(env, &a.secret_env)?;
+    reporter.mask(&secret);
+    let lookup = |k: &str| env.get(k).map(str::to_string);
+    let targets = a
+        .forward
+        .iter()
+        .map(|f| Target::parse(f, &lookup).map_err(Error::input))
+        .collect::<Result<Vec<_>, _>>()?;
+    for t in &targets {
+        if let Target::GitHub { token, .. } | Target::GitLab { token, .. } = t {
+            reporter.mask(token.expose());
         }
     }
-    let _ = server.await;
-    Ok(())
+    let subscriber_token = match &a.subscriber_token_env {
+        Some(var) => {
+            let t = env.get(var).filter(|t| !t.is_empty()).ok_or_else(|| {
+                Error::input(format!("{var} is not set: --subscriber-token-env names the variable holding the subscribers' token"))
+            })?;
+            reporter.mask(t);
+            Some(Secret::new(t))
+        }
+        None => None,
+    };
+    let redis = a
+        .redis
+        .clone()
+        .or_else(|| env.get("FLIGHTDECK_REDIS_URL").map(str::to_string))
+        .filter(|u| !u.is_empty());
+    let d = |v: &str, flag: &str| {
+        crate::config::duration::parse(v).map_err(|e| Error::input(format!("{flag}: {e}")))
+    };
+    Ok(RelayConfig {
+        listen: a.listen.clone(),
+        secret: Secret::new(secret),
+        targets,
+        store: match redis {
+            Some(u) => StoreConfig::Redis(u),
+            None => StoreConfig::Spool(a.spool.clone()),
+        },
+        subscriber_token,
+        tuning: Tuning {
+            max_age: d(&a.max_age, "--max-age")?,
+            retry_max_delay: d(&a.retry_max_delay, "--retry-max-delay")?,
+            claim_idle: d(&a.claim_idle, "--claim-idle")?,
+            replay_window: d(&a.replay_window, "--replay-window")?,
+            ..Tuning::default()
+        },
+    })
 }

@@ -3,7 +3,9 @@
 
 mod cli;
 mod integrations;
+mod relay;
 mod sim_routes;
+mod standins;
 mod support;
 mod upload;
 mod wait;

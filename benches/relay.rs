@@ -16,14 +16,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const SECRET: &str = "bench-secret-0123456789";
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
@@ -31,12 +37,33 @@ async fn run() {
     let count = env_num("RELAY_BENCH_COUNT", 60_000) as usize;
     let secs = env_num("RELAY_BENCH_SECS", 30);
     let conns = env_num("RELAY_BENCH_CONNS", 64) as usize;
-    println!("relay load: {count} deliveries max, {secs}s max, {conns} connections, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "relay load: {count} deliveries max, {secs}s max, {conns} connections, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool").display().to_string();
-    scenario("embedded spool", &["--spool", &spool], dir.path(), count, secs, conns).await;
+    scenario(
+        "embedded spool",
+        &["--spool", &spool],
+        dir.path(),
+        count,
+        secs,
+        conns,
+    )
+    .await;
     match Redis::start(dir.path()).await {
-        Some(r) => scenario("redis", &["--redis", &r.url], dir.path(), count, secs, conns).await,
+        Some(r) => {
+            scenario(
+                "redis",
+                &["--redis", &r.url],
+                dir.path(),
+                count,
+                secs,
+                conns,
+            )
+            .await
+        }
         None => println!("redis: skipped (no redis-server on PATH; apt-get install redis-server)"),
     }
 }
@@ -50,14 +77,29 @@ impl Redis {
     async fn start(dir: &std::path::Path) -> Option<Self> {
         let port = free_port();
         let child = std::process::Command::new("redis-server")
-            .args(["--save", "", "--appendonly", "no", "--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
             .current_dir(dir)
             .stdout(std::process::Stdio::null())
             .spawn()
             .ok()?;
-        let r = Redis { child, url: format!("redis://127.0.0.1:{port}/") };
+        let r = Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+        };
         for _ in 0..250 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Some(r);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -74,7 +116,11 @@ impl Drop for Redis {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn signed(i: usize, tag: &str) -> Vec<u8> {
@@ -92,14 +138,30 @@ fn signed(i: usize, tag: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn scenario(name: &str, store: &[&str], dir: &std::path::Path, count: usize, secs: u64, conns: usize) {
+async fn scenario(
+    name: &str,
+    store: &[&str],
+    dir: &std::path::Path,
+    count: usize,
+    secs: u64,
+    conns: usize,
+) {
     let port = free_port();
     let mut relay = tokio::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
         .env_clear()
         .env("WH_SECRET", SECRET)
         .env("FLIGHTDECK_LOG", "warn")
         .current_dir(dir)
-        .args(["--ci", "none", "webhooks", "listen", "--listen", &format!("127.0.0.1:{port}"), "--secret-env", "WH_SECRET"])
+        .args([
+            "--ci",
+            "none",
+            "webhooks",
+            "listen",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--secret-env",
+            "WH_SECRET",
+        ])
         .args(store)
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -107,7 +169,10 @@ async fn scenario(name: &str, store: &[&str], dir: &std::path::Path, count: usiz
         .unwrap();
     let mut up = false;
     for _ in 0..300 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             up = true;
             break;
         }
@@ -123,7 +188,9 @@ async fn scenario(name: &str, store: &[&str], dir: &std::path::Path, count: usiz
     let mut tasks = Vec::new();
     for _ in 0..conns {
         let (requests, next) = (requests.clone(), next.clone());
-        tasks.push(tokio::spawn(async move { connection(port, &requests, &next, deadline).await }));
+        tasks.push(tokio::spawn(async move {
+            connection(port, &requests, &next, deadline).await
+        }));
     }
     let mut latencies = Vec::with_capacity(count);
     let mut failures = 0usize;
@@ -134,7 +201,12 @@ async fn scenario(name: &str, store: &[&str], dir: &std::path::Path, count: usiz
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "{name:>15}: {} verified deliveries in {:.2}s = {:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {failures} not 200",
         latencies.len(),
@@ -150,8 +222,15 @@ async fn scenario(name: &str, store: &[&str], dir: &std::path::Path, count: usiz
 }
 
 /// One keep-alive connection sending requests until none are left or time is up.
-async fn connection(port: u16, requests: &[Vec<u8>], next: &std::sync::atomic::AtomicUsize, deadline: Instant) -> (Vec<Duration>, usize) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+async fn connection(
+    port: u16,
+    requests: &[Vec<u8>],
+    next: &std::sync::atomic::AtomicUsize,
+    deadline: Instant,
+) -> (Vec<Duration>, usize) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     s.set_nodelay(true).unwrap();
     let mut lat = Vec::new();
     let mut failures = 0;
@@ -178,9 +257,15 @@ async fn read_response(s: &mut tokio::net::TcpStream, buf: &mut [u8]) -> u16 {
         let n = s.read(&mut buf[have..]).await.unwrap();
         assert!(n > 0, "the relay closed the connection");
         have += n;
-        let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
         let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
         while have < end + 4 + len {
             let n = s.read(&mut buf[have..]).await.unwrap();
             assert!(n > 0, "the relay closed the connection");

@@ -428,6 +428,16 @@ async fn a_relay_killed_mid_forward_loses_nothing() {
     );
     assert!(b.logs().contains("took over"), "{}", b.logs());
     assert_eq!(b.metrics().await["flightdeck_webhook_pending"], 0.0);
+    drop(redis);
+    let health = reqwest::get(format!("{}/healthz", b.url)).await.unwrap();
+    assert_eq!(health.status(), 503, "the store is unreachable");
+    let refused = b
+        .post(&event("k-late", "U5"), Some(&sign(&event("k-late", "U5"))))
+        .await;
+    assert_eq!(
+        refused, 503,
+        "not acknowledged without a store to persist it"
+    );
     b.kill().await;
 }
 

@@ -298,6 +298,9 @@ pub struct ListenArgs {
     /// How long a subscriber can still receive an event after it arrived.
     #[arg(long, default_value = "10m")]
     pub replay_window: String,
+    /// Time limit for receiving one delivery's body (a slow client gets 408).
+    #[arg(long, default_value = "10s")]
+    pub request_timeout: String,
 }
 
 #[derive(Debug, Args)]

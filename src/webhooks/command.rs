@@ -292,6 +292,7 @@ fn relay_config(a: &ListenArgs, env: &Env, reporter: &Reporter) -> Result<RelayC
             retry_max_delay: d(&a.retry_max_delay, "--retry-max-delay")?,
             claim_idle: d(&a.claim_idle, "--claim-idle")?,
             replay_window: d(&a.replay_window, "--replay-window")?,
+            request_timeout: d(&a.request_timeout, "--request-timeout")?,
             ..Tuning::default()
         },
     })

@@ -176,8 +176,36 @@ fn url_event_id(c: &crate::standins::Call) -> String {
 #[tokio::test]
 async fn relay_refuses_forged_oversized_and_malformed_bodies_and_counts_them() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(dir.path(), "relay", &[], &[]).await;
+    let relay = Relay::start(dir.path(), "relay", &["--request-timeout", "1s"], &[]).await;
     let body = event("ev-1", "U1");
+    // A client that never sends its body holds only its own request.
+    let mut slow = tokio::net::TcpStream::connect(relay.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        slow.write_all(b"POST / HTTP/1.1\r\nhost: relay\r\ncontent-length: 100\r\n\r\n{")
+            .await
+            .unwrap();
+    }
+    let quick = event("ev-quick", "U1");
+    let t = Instant::now();
+    relay.deliver(&quick).await;
+    assert!(
+        t.elapsed() < Duration::from_millis(900),
+        "not stalled by the slow client"
+    );
+    let mut answer = String::new();
+    {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(relay.post(&body, None).await, 401, "unsigned");
     assert_eq!(
         relay.post(&body, Some("hmacsha256=00ff")).await,
@@ -200,7 +228,7 @@ async fn relay_refuses_forged_oversized_and_malformed_bodies_and_counts_them() {
             deliveries(&m, "verified"),
             deliveries(&m, "duplicate")
         ),
-        (4.0, 1.0, 1.0)
+        (5.0, 2.0, 1.0)
     );
     assert_eq!(m["flightdeck_webhook_pending"], 0.0);
     let http = reqwest::Client::new();

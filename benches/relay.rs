@@ -164,6 +164,7 @@ async fn scenario(
         ])
         .args(store)
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();

@@ -3,6 +3,8 @@
 
 mod cli;
 mod integrations;
+mod layout;
+mod pipeline_file;
 mod relay;
 mod sim_routes;
 mod standins;

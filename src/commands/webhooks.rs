@@ -310,5 +310,6 @@ fn relay_config(a: &ListenArgs, env: &Env, reporter: &Reporter) -> Result<RelayC
             request_timeout: d(&a.request_timeout, "--request-timeout")?,
             ..Tuning::default()
         },
+        node: env.get("HOSTNAME").unwrap_or("relay").to_string(),
     })
 }

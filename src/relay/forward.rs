@@ -142,7 +142,7 @@ impl Target {
         match request.timeout(timeout).send().await {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(format!("answered {}", r.status())),
-            Err(e) => Err(crate::api::client::describe_transport(&e)),
+            Err(e) => Err(crate::api::error::describe_transport(&e)),
         }
     }
 }

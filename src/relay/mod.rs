@@ -69,6 +69,8 @@ pub struct Config {
     /// Bearer token for `GET /events`; `None` turns the endpoint off.
     pub subscriber_token: Option<Secret>,
     pub tuning: Tuning,
+    /// This relay's name among several (HOSTNAME): the prefix of its Redis consumer name.
+    pub node: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +96,7 @@ pub async fn serve(
     let store: Arc<dyn store::Store> = match &config.store {
         StoreConfig::Spool(dir) => Arc::new(spool::Spool::open(dir, &keys).await?),
         StoreConfig::Redis(url) => {
-            Arc::new(redis::RedisStore::connect(url, &keys, &config.tuning).await?)
+            Arc::new(redis::RedisStore::connect(url, &keys, &config.tuning, &config.node).await?)
         }
     };
     let fanout = store.fan_out(hub.clone(), cancel.clone());

@@ -139,7 +139,12 @@ fn config(timeout: Duration) -> ConnectionManagerConfig {
 }
 
 impl RedisStore {
-    pub async fn connect(url: &str, keys: &[String], tuning: &Tuning) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        keys: &[String],
+        tuning: &Tuning,
+        node: &str,
+    ) -> Result<Self, StoreError> {
         let client = ::redis::Client::open(url)
             .map_err(|e| StoreError::Redis(format!("{}: {e}", redact(url))))?;
         let con = client
@@ -174,7 +179,6 @@ impl RedisStore {
                 return Err(err(e));
             }
         }
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "relay".into());
         Ok(Self {
             client,
             con,
@@ -182,7 +186,7 @@ impl RedisStore {
             last_claim: targets.iter().map(|_| AtomicU64::new(0)).collect(),
             targets,
             consumer: format!(
-                "{host}-{}-{}",
+                "{node}-{}-{}",
                 std::process::id(),
                 crate::secret::random_hex(4).expose()
             ),

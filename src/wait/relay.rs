@@ -104,7 +104,7 @@ async fn stream(
         Err(e) => {
             return Ended::Lost(format!(
                 "cannot connect: {}",
-                crate::api::client::describe_transport(&e)
+                crate::api::error::describe_transport(&e)
             ));
         }
     };
@@ -131,7 +131,7 @@ async fn stream(
             Err(e) => {
                 return Ended::Lost(format!(
                     "the stream broke: {}",
-                    crate::api::client::describe_transport(&e)
+                    crate::api::error::describe_transport(&e)
                 ));
             }
         };

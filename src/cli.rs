@@ -155,6 +155,9 @@ pub struct WebhookArgs {
     /// Register a temporary webhook for this public URL (or `auto`) and delete it afterwards.
     #[arg(long)]
     pub webhook_register: Option<String>,
+    /// Subscribe to a webhook relay (`webhooks listen`) over outbound HTTP; token from FLIGHTDECK_RELAY_TOKEN.
+    #[arg(long, conflicts_with = "webhook_listen")]
+    pub webhook_relay: Option<String>,
 }
 
 /// How to wait for processing: shared by `wait` and `upload --wait`.
@@ -283,16 +286,45 @@ pub enum WebhooksCmd {
     },
     /// Send a delivery again.
     Redeliver { delivery_id: String },
-    /// Receive deliveries: verify, dedupe, log, forward.
-    Listen {
-        #[arg(long)]
-        listen: String,
-        #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
-        secret_env: String,
-        /// Forward each verified delivery (body and signature) to this URL (repeatable).
-        #[arg(long = "forward")]
-        forward: Vec<String>,
-    },
+    /// The relay: verify, persist, dedupe, forward until acknowledged, stream to subscribers.
+    Listen(ListenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address to serve on, e.g. 0.0.0.0:8787.
+    #[arg(long)]
+    pub listen: String,
+    #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
+    pub secret_env: String,
+    /// Forward every verified event here until it answers 2xx (repeatable): a URL
+    /// (raw body and signature), github:OWNER/REPO or gitlab:PROJECT_ID[@REF].
+    #[arg(long = "forward")]
+    pub forward: Vec<String>,
+    /// Directory of the embedded durable store (unused with --redis).
+    #[arg(long, default_value = "flightdeck-relay-spool")]
+    pub spool: PathBuf,
+    /// Share dedupe, pending forwards and subscribers with other relays (default FLIGHTDECK_REDIS_URL).
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Environment variable holding the bearer token of GET /events (off without it).
+    #[arg(long)]
+    pub subscriber_token_env: Option<String>,
+    /// Report a forward as failed once its event is this old.
+    #[arg(long, default_value = "24h")]
+    pub max_age: String,
+    /// Longest pause between two attempts of a forward.
+    #[arg(long, default_value = "5m")]
+    pub retry_max_delay: String,
+    /// With --redis: take over forwards another relay has held this long.
+    #[arg(long, default_value = "90s")]
+    pub claim_idle: String,
+    /// How long a subscriber can still receive an event after it arrived.
+    #[arg(long, default_value = "10m")]
+    pub replay_window: String,
+    /// Time limit for receiving one delivery's body (a slow client gets 408).
+    #[arg(long, default_value = "10s")]
+    pub request_timeout: String,
 }
 
 #[derive(Debug, Args)]

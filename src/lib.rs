@@ -29,6 +29,7 @@ pub mod feedback;
 pub mod init;
 pub mod outcome;
 pub mod plan;
+pub mod relay;
 pub mod secret;
 pub mod spec;
 pub mod testflight;

@@ -117,6 +117,14 @@ pub struct WebhookListen {
     pub register: Option<Register>,
 }
 
+/// Wait through a webhook relay: subscribe to its `/events` over outbound HTTP.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayWait {
+    pub url: String,
+    /// FLIGHTDECK_RELAY_TOKEN.
+    pub token: Option<Secret>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct WaitPlan {
     pub target: WaitTarget,
@@ -125,6 +133,7 @@ pub struct WaitPlan {
     #[serde(serialize_with = "ser_duration")]
     pub poll_interval: Duration,
     pub webhook: Option<WebhookListen>,
+    pub relay: Option<RelayWait>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -405,11 +414,24 @@ fn upload(r: &mut Resolver, u: &spec::UploadStep, app: Option<AppRef>) -> Upload
 }
 
 fn wait(r: &mut Resolver, w: &spec::WaitStep, target: WaitTarget) -> WaitPlan {
-    let webhook = w.webhook.as_ref().map(|h| {
-        let listen = r.text(&h.listen).unwrap_or_default();
-        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+    let relay = w.webhook.as_ref().and_then(|h| relay_wait(r, h));
+    let webhook = w.webhook.as_ref().filter(|h| h.relay.is_none()).map(|h| {
+        let listen = match &h.listen {
+            Some(l) => r.text(l).unwrap_or_default(),
+            None => {
+                r.problems.push(Error::input(format!(
+                    "{}: the wait step's webhook needs `listen:` or `relay:`",
+                    r.file
+                )));
+                String::new()
+            }
+        };
+        if let Some(l) = &h.listen
+            && !listen.is_empty()
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
             r.problem(
-                &h.listen,
+                l,
                 format!("listen: {listen:?} is not an address like 0.0.0.0:8787"),
             );
         }
@@ -436,7 +458,7 @@ fn wait(r: &mut Resolver, w: &spec::WaitStep, target: WaitTarget) -> WaitPlan {
         .poll
         .as_ref()
         .and_then(|p| r.duration(&p.interval, "poll.interval"));
-    let default_poll = if webhook.is_some() {
+    let default_poll = if webhook.is_some() || relay.is_some() {
         DEFAULT_POLL_WITH_WEBHOOK
     } else {
         DEFAULT_POLL
@@ -446,8 +468,27 @@ fn wait(r: &mut Resolver, w: &spec::WaitStep, target: WaitTarget) -> WaitPlan {
         timeout: r.duration(&w.timeout, "timeout").unwrap_or(DEFAULT_TIMEOUT),
         poll_interval: poll.unwrap_or(default_poll),
         webhook,
+        relay,
     }
 }
+
+fn relay_wait(r: &mut Resolver, h: &spec::WebhookSpec) -> Option<RelayWait> {
+    let t = h.relay.as_ref()?;
+    let url = r.text(t)?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        r.problem(t, format!("relay: {url:?} is not an http(s) URL"));
+    }
+    if let Some(l) = &h.listen {
+        r.problem(l, "a webhook takes `listen:` or `relay:`, not both".into());
+    }
+    Some(RelayWait {
+        url,
+        token: r.env.get(RELAY_TOKEN).map(Secret::new),
+    })
+}
+
+/// The bearer token a waiting job presents to the relay.
+pub const RELAY_TOKEN: &str = "FLIGHTDECK_RELAY_TOKEN";
 
 fn testflight(r: &mut Resolver, t: &spec::TestflightStep) -> TestFlightPlan {
     let groups = t
@@ -533,6 +574,10 @@ pub fn render(plan: &Plan) -> String {
                 w.webhook
                     .as_ref()
                     .map(|h| format!(", webhook on {}", h.listen))
+                    .or_else(|| w
+                        .relay
+                        .as_ref()
+                        .map(|h| format!(", webhook relay {}", h.url)))
                     .unwrap_or_default()
             ),
             Step::Testflight(t) => format!(

@@ -203,8 +203,13 @@ pub struct PollSpec {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct WebhookSpec {
-    /// Address to listen on, e.g. 0.0.0.0:8787.
-    pub listen: Text,
+    /// Address to listen on, e.g. 0.0.0.0:8787 (or use `relay`).
+    #[serde(default)]
+    pub listen: Option<Text>,
+    /// URL of a webhook relay (`flightdeck webhooks listen`) to subscribe to over
+    /// outbound HTTP instead of listening; token from FLIGHTDECK_RELAY_TOKEN.
+    #[serde(default)]
+    pub relay: Option<Text>,
     /// Shared secret of the webhook (default: ASC_WEBHOOK_SECRET; random when `register` is used).
     #[serde(default)]
     pub secret: Option<Text>,

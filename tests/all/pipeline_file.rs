@@ -136,3 +136,36 @@ fn the_example_pipeline_is_valid() {
     assert_eq!(t.whats_new["en-US"], "Fixes from a local build");
     assert_eq!(t.whats_new.len(), 2);
 }
+
+#[test]
+fn a_wait_through_a_relay_plans_with_the_relay_token() {
+    let yaml = GOOD.replace(
+        r#"webhook: { listen: "0.0.0.0:8787", secret: "${ASC_WEBHOOK_SECRET}" }"#,
+        r#"webhook: { relay: "https://relay.example.com" }"#,
+    );
+    let p = parse(&yaml, "flightdeck.yml").unwrap();
+    let env = Env::from_pairs([("GITHUB_SHA", "abc"), ("FLIGHTDECK_RELAY_TOKEN", "tok")]);
+    let plan = plan::from_pipeline(&p, &env, "flightdeck.yml", None).unwrap();
+    let Step::Wait(w) = &plan.steps[1] else {
+        panic!()
+    };
+    let relay = w.relay.as_ref().unwrap();
+    assert_eq!(relay.url, "https://relay.example.com");
+    assert_eq!(relay.token.as_ref().map(|t| t.expose()), Some("tok"));
+    assert!(w.webhook.is_none());
+    assert!(plan::render(&plan).contains("webhook relay https://relay.example.com"));
+    let both = GOOD.replace(
+        r#"secret: "${ASC_WEBHOOK_SECRET}" }"#,
+        r#"relay: "ftp://relay" }"#,
+    );
+    let e = problems(&both);
+    assert!(
+        e.contains("not an http(s) URL") && e.contains("not both"),
+        "{e}"
+    );
+    let neither = GOOD.replace(
+        r#"webhook: { listen: "0.0.0.0:8787", secret: "${ASC_WEBHOOK_SECRET}" }"#,
+        r#"webhook: { secret: "x" }"#,
+    );
+    assert!(problems(&neither).contains("needs `listen:` or `relay:`"));
+}

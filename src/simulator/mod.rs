@@ -11,6 +11,7 @@
 //! webhooks, and injects faults chosen by a seed.
 
 pub mod faults;
+pub mod feedback_seed;
 pub mod jsonapi;
 pub mod link;
 mod middleware;

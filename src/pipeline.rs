@@ -6,7 +6,7 @@ use crate::config::Settings;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::outcome::Row;
-use crate::plan::{AppRef, BuildRef, Plan, Step, WaitTarget};
+use crate::plan::{AppRef, BuildRef, FeedbackPlan, Plan, Step, WaitTarget};
 use crate::upload::Uploaded;
 use crate::{feedback, testflight, upload, wait};
 
@@ -155,18 +155,10 @@ async fn run_step(
             let app = app_id(ctx, plan, carry).await?;
             let build = match &f.build {
                 Some(BuildRef::Id(id)) => Some(id.clone()),
-                Some(BuildRef::Previous) => previous_build(ctx, carry).await.ok(),
+                Some(BuildRef::Previous) => Some(previous_build(ctx, carry).await?),
                 None => None,
             };
-            let p = feedback::run(ctx, &app, build.as_deref(), &f.since, &f.out).await?;
-            report_feedback(ctx, &p);
-            Ok(format!(
-                "{} feedback item(s) ({} crash, {} screenshot) in {}",
-                p.count,
-                p.crashes,
-                p.screenshots,
-                p.dir.display()
-            ))
+            feedback_step(ctx, settings, f, &app, build).await
         }
     }
 }
@@ -209,7 +201,73 @@ pub fn testflight_row(d: &testflight::Distributed) -> String {
     parts.join("; ")
 }
 
+/// Pull, report, file issues, then gate: the `feedback` step and command.
+pub async fn feedback_step(
+    ctx: &Ctx,
+    settings: &Settings,
+    f: &FeedbackPlan,
+    app: &str,
+    build: Option<String>,
+) -> Result<String, Error> {
+    // Check the issue target's token before pulling anything.
+    let tracker = f
+        .to_issues
+        .as_ref()
+        .map(|t| feedback::issues::Tracker::connect(t, &settings.issues))
+        .transpose()?;
+    let req = feedback::Request {
+        app_id: app.to_string(),
+        filter: r::FeedbackFilter {
+            build,
+            platform: f.platform.as_ref().map(|p| p.as_str().to_string()),
+            device_model: f.device_model.clone(),
+            os_version: f.os_version.clone(),
+        },
+        since: f.since.clone(),
+        out: f.out.clone(),
+    };
+    let p = feedback::run(&ctx.api, &req).await?;
+    report_feedback(ctx, &p);
+    let mut line = feedback::report::line(&p);
+    if let (Some(t), Some(target)) = (&tracker, &f.to_issues) {
+        let filed = feedback::issues::file(t, &f.labels, &p.items).await?;
+        line.push_str(&format!(
+            "; {target}: {} issue(s) opened, {} occurrence(s) added, {} already filed",
+            filed.opened.len(),
+            filed.commented,
+            filed.already
+        ));
+    }
+    if f.fail_on_crash {
+        let findings = feedback::report::gate_findings(&p);
+        for m in &findings {
+            ctx.ci.annotate(
+                crate::ci::Annotation::new(crate::ci::Level::Error, m.clone())
+                    .titled("TestFlight crash"),
+            );
+        }
+        if !findings.is_empty() {
+            return Err(Error::rejected(format!(
+                "{} new TestFlight crash submission(s) (fail-on-crash)",
+                findings.len()
+            ))
+            .with_hint(format!(
+                "see {}/feedback.md; a re-run with the same directory passes once they are recorded",
+                p.dir.display()
+            )));
+        }
+    }
+    Ok(line)
+}
+
 pub fn report_feedback(ctx: &Ctx, p: &feedback::Pulled) {
     ctx.ci.set_output("feedback-count", p.count);
+    ctx.ci.set_output("crash-count", p.crashes);
+    ctx.ci.set_output("screenshot-count", p.screenshots);
     ctx.ci.set_output("feedback-dir", p.dir.display());
+    for w in &p.warnings {
+        ctx.ci.warning(w.clone());
+    }
+    ctx.ci
+        .summary_section(&feedback::report::summary_markdown(p));
 }

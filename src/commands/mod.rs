@@ -65,7 +65,11 @@ pub async fn main(
         .unwrap_or_default();
     let reporter = Arc::new(Reporter::new(platform, paths, err));
     // Secrets first, before anything else is printed.
-    for name in config::PRIVATE_KEY.iter().chain(config::WEBHOOK_SECRET) {
+    for name in config::PRIVATE_KEY
+        .iter()
+        .chain(config::WEBHOOK_SECRET)
+        .chain(config::ISSUE_TOKENS)
+    {
         if let Some(v) = env.get(name) {
             reporter.mask(v);
         }
@@ -261,8 +265,26 @@ async fn dispatch(
                 listen,
                 secret_env,
                 forward,
+                feedback_to_issues,
+                feedback_labels,
             } = w
             {
+                let issues = match feedback_to_issues {
+                    Some(t) => {
+                        let target = crate::feedback::issues::Target::parse(t)
+                            .map_err(|e| e.context("--feedback-to-issues"))?;
+                        let tracker =
+                            crate::feedback::issues::Tracker::connect(&target, &s.issues)?;
+                        let ctx = build_ctx(s, reporter.clone(), cancel.clone())?;
+                        Some(crate::webhooks::command::FeedbackIssues {
+                            api: ctx.api.clone(),
+                            tracker,
+                            target,
+                            labels: feedback_labels.clone(),
+                        })
+                    }
+                    None => None,
+                };
                 let secret = env.lookup(&[secret_env.as_str()])?.ok_or_else(|| {
                     Error::input(format!(
                         "{secret_env} is not set: the listener needs the webhook's secret"
@@ -273,6 +295,7 @@ async fn dispatch(
                     listen,
                     Secret::new(secret.value),
                     forward,
+                    issues,
                     &reporter,
                     cancel,
                 )

@@ -225,24 +225,43 @@ pub(super) async fn feedback(
         .map(plan::parse_since)
         .transpose()
         .map_err(|e| Error::input(format!("--since: {e}")))?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(plan::parse_platform)
+        .transpose()
+        .map_err(|e| Error::input(format!("--platform: {e}")))?;
+    let to_issues = a
+        .to_issues
+        .as_deref()
+        .map(crate::feedback::issues::Target::parse)
+        .transpose()
+        .map_err(|e| e.context("--to-issues"))?;
+    let f = plan::FeedbackPlan {
+        app: None,
+        build: a.build.clone().map(plan::BuildRef::Id),
+        since,
+        out: a.out.clone(),
+        platform,
+        device_model: a.device_model.clone(),
+        os_version: a.os_version.clone(),
+        fail_on_crash: a.fail_on_crash,
+        to_issues,
+        labels: a.labels.clone(),
+    };
     let ctx = build_ctx(s, reporter, cancel)?;
     let app = app_id(&ctx, &a.app, s).await?;
-    let p = ctx
-        .or_cancel(crate::feedback::run(
-            &ctx,
-            &app,
-            a.build.as_deref(),
-            &since,
-            &a.out,
-        ))
-        .await?;
-    pipeline::report_feedback(&ctx, &p);
+    let result = ctx
+        .or_cancel(pipeline::feedback_step(&ctx, s, &f, &app, a.build.clone()))
+        .await;
     report.rows.push(Row {
         step: "feedback".into(),
-        result: format!("{} item(s) in {}", p.count, p.dir.display()),
+        result: match &result {
+            Ok(line) => line.clone(),
+            Err(e) => format!("failed: {}", e.message),
+        },
     });
-    report.data = serde_json::to_value(&p).ok();
-    Ok(())
+    result.map(|_| ())
 }
 
 pub(super) async fn next_build_number(

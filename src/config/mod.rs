@@ -41,6 +41,34 @@ pub const BUNDLE_ID: &[&str] = &["ASC_BUNDLE_ID", "INPUT_BUNDLE-ID"];
 pub const API_BASE: &[&str] = &["ASC_API_BASE_URL"];
 pub const PIPELINE: &[&str] = &["FLIGHTDECK_PIPELINE", "INPUT_PIPELINE"];
 pub const WEBHOOK_SECRET: &[&str] = &["ASC_WEBHOOK_SECRET"];
+/// Tokens for filing feedback as issues (masked like every secret).
+pub const ISSUE_TOKENS: &[&str] = &["GITHUB_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN"];
+
+/// Where and as whom feedback is filed as issues (`--to-issues`).
+#[derive(Debug, Clone, Default)]
+pub struct IssueEnv {
+    pub github_token: Option<Secret>,
+    /// `GITHUB_API_URL` (default https://api.github.com).
+    pub github_api: Option<String>,
+    pub gitlab_token: Option<Secret>,
+    pub ci_job_token: Option<Secret>,
+    /// `CI_API_V4_URL`, e.g. https://gitlab.com/api/v4.
+    pub gitlab_api: Option<String>,
+}
+
+impl IssueEnv {
+    pub fn load(env: &Env) -> Self {
+        let secret = |n: &str| env.get(n).filter(|v| !v.is_empty()).map(Secret::new);
+        let text = |n: &str| env.get(n).filter(|v| !v.is_empty()).map(str::to_string);
+        Self {
+            github_token: secret("GITHUB_TOKEN"),
+            github_api: text("GITHUB_API_URL"),
+            gitlab_token: secret("GITLAB_TOKEN"),
+            ci_job_token: secret("CI_JOB_TOKEN"),
+            gitlab_api: text("CI_API_V4_URL"),
+        }
+    }
+}
 
 /// Everything needed to call App Store Connect.
 #[derive(Debug, Clone)]
@@ -61,6 +89,7 @@ pub struct Settings {
     pub platform: ci::Platform,
     pub ci_paths: ci::Paths,
     pub workspace: Option<PathBuf>,
+    pub issues: IssueEnv,
     credentials: Option<Result<Credentials, Error>>,
 }
 
@@ -89,6 +118,7 @@ impl Settings {
                 .or(env.get("CI_PROJECT_DIR"))
                 .or(env.get("BITRISE_SOURCE_DIR"))
                 .map(PathBuf::from),
+            issues: IssueEnv::load(env),
             credentials: Some(load_credentials(env)),
         })
     }
@@ -104,6 +134,7 @@ impl Settings {
             platform: ci::Platform::Local,
             ci_paths: ci::Paths::default(),
             workspace: None,
+            issues: IssueEnv::default(),
             credentials: Some(Ok(creds)),
         }
     }

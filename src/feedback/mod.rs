@@ -1,35 +1,123 @@
 //! `flightdeck feedback` and the pipeline's `feedback` step: TestFlight crash
 //! submissions (with their crash logs) and screenshot submissions (with their
-//! images, which expire, so they are fetched at once) written to files.
+//! images, which expire, so they are fetched at once) kept in a directory,
+//! incrementally.
 //!
-//! Layout: `<out>/<submission id>/feedback.json`, `crash.log`,
-//! `screenshot-<n>.<ext>`, and `<out>/index.json` listing everything.
+//! Layout: `<out>/<submission id>/submission.json`, `crash.log`,
+//! `screenshot-<n>.<ext>`; `<out>/index.json` (what DIR holds, see `index`),
+//! `<out>/feedback.md` and `<out>/feedback.json` (see `report`).
+//!
+//! Data flows scope -> list (`fetch`) -> save what DIR lacks -> `Pulled`, a
+//! typed result the command or pipeline layer reports; nothing here prints.
 
+pub mod fetch;
+pub mod index;
+pub mod issues;
+pub mod report;
+pub mod signature;
+
+use crate::api::Client;
 use crate::api::models::Resource;
-use crate::api::resources as r;
-use crate::context::Ctx;
+use crate::api::resources::FeedbackFilter;
 use crate::error::Error;
 use crate::plan::Since;
-use serde::Serialize;
+use index::{Entry, Index};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Item {
-    pub id: String,
-    pub kind: &'static str,
-    pub created: Option<String>,
-    pub comment: Option<String>,
-    pub files: Vec<String>,
+/// How far before the last run a re-run looks again (late-indexed submissions).
+pub const OVERLAP: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Crash,
+    Screenshot,
 }
 
+impl Kind {
+    pub fn resource(self) -> &'static str {
+        match self {
+            Kind::Crash => "betaFeedbackCrashSubmissions",
+            Kind::Screenshot => "betaFeedbackScreenshotSubmissions",
+        }
+    }
+
+    /// The kind a webhook event type names, if it is a feedback event.
+    pub fn of_event(kind: &str) -> Option<Kind> {
+        match kind {
+            "betaFeedbackCrashSubmissionCreated" | "BETA_FEEDBACK_CRASH_SUBMISSION_CREATED" => {
+                Some(Kind::Crash)
+            }
+            "betaFeedbackScreenshotSubmissionCreated"
+            | "BETA_FEEDBACK_SCREENSHOT_SUBMISSION_CREATED" => Some(Kind::Screenshot),
+            _ => None,
+        }
+    }
+}
+
+/// What to pull: the app, the list filters, and the oldest submission wanted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Scope {
+    pub app_id: String,
+    pub filter: FeedbackFilter,
+    pub cutoff: Option<jiff::Timestamp>,
+}
+
+impl Scope {
+    pub fn before_cutoff(&self, e: &Entry) -> bool {
+        match (
+            self.cutoff,
+            e.created
+                .as_deref()
+                .and_then(|c| c.parse::<jiff::Timestamp>().ok()),
+        ) {
+            (Some(cut), Some(c)) => c < cut,
+            _ => false,
+        }
+    }
+}
+
+/// A `feedback` request as the command or pipeline gives it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub app_id: String,
+    pub filter: FeedbackFilter,
+    /// `since` when given; otherwise the index's last run (less `OVERLAP`).
+    pub since: Option<Since>,
+    pub out: PathBuf,
+}
+
+/// The result of a pull.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pulled {
     pub dir: PathBuf,
+    /// Submissions in scope this run, by kind.
     pub count: usize,
     pub crashes: usize,
     pub screenshots: usize,
-    pub items: Vec<Item>,
+    /// Ids in scope that DIR's index did not hold before this run.
+    pub new_ids: Vec<String>,
+    pub files_written: usize,
+    pub bytes_downloaded: u64,
+    /// The scope's entries, newest first.
+    pub items: Vec<Entry>,
+    /// Problems that did not stop the pull (a screenshot that would not download).
+    pub warnings: Vec<String>,
+    pub cutoff: Option<String>,
+}
+
+impl Pulled {
+    /// Crash submissions in scope that DIR's index did not hold before this run.
+    pub fn new_crashes(&self) -> Vec<&Entry> {
+        self.items
+            .iter()
+            .filter(|e| e.kind == Kind::Crash && self.new_ids.contains(&e.id))
+            .collect()
+    }
 }
 
 pub fn cutoff(since: &Option<Since>, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
@@ -45,151 +133,120 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
         .with_hint("check the `out` directory is writable")
 }
 
-pub async fn run(
-    ctx: &Ctx,
-    app_id: &str,
-    build_id: Option<&str>,
-    since: &Option<Since>,
-    out: &Path,
-) -> Result<Pulled, Error> {
-    let cutoff = cutoff(since, jiff::Timestamp::now());
+/// Pull the scope into `req.out`, fetching only what DIR's index lacks.
+pub async fn run(api: &Client, req: &Request) -> Result<Pulled, Error> {
+    let out = &req.out;
     std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
-    let mut items = Vec::new();
-    for (kind, crash) in [
-        ("betaFeedbackCrashSubmissions", true),
-        ("betaFeedbackScreenshotSubmissions", false),
-    ] {
-        let list = r::list_feedback(&ctx.api, app_id, kind, build_id).await?;
-        for s in list {
-            let created = s
-                .attributes
-                .as_ref()
-                .and_then(|a| a.get("createdDate"))
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            if let (Some(c), Some(cut)) = (
-                created
-                    .as_deref()
-                    .and_then(|c| c.parse::<jiff::Timestamp>().ok()),
-                cutoff,
-            ) && c < cut
-            {
-                continue;
-            }
-            items.push(save(ctx, &s, crash, out).await?);
-        }
-    }
-    let crashes = items.iter().filter(|i| i.kind == "crash").count();
-    let index = out.join("index.json");
-    std::fs::write(
-        &index,
-        serde_json::to_string_pretty(&items).unwrap_or_default(),
-    )
-    .map_err(|e| io_err(&index, e))?;
-    Ok(Pulled {
-        dir: out.to_path_buf(),
-        count: items.len(),
-        crashes,
-        screenshots: items.len() - crashes,
-        items,
-    })
-}
-
-/// A path component from an id Apple chose (never trusted as a path).
-fn safe(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-async fn save(ctx: &Ctx, s: &Resource<Value>, crash: bool, out: &Path) -> Result<Item, Error> {
-    let dir = out.join(safe(&s.id));
-    std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-    let attrs = s.attributes.clone().unwrap_or(Value::Null);
-    let meta = dir.join("feedback.json");
-    let doc = serde_json::json!({"id": s.id, "type": s.kind, "attributes": attrs, "relationships": s.relationships});
-    std::fs::write(
-        &meta,
-        serde_json::to_string_pretty(&doc).unwrap_or_default(),
-    )
-    .map_err(|e| io_err(&meta, e))?;
-    let mut files = vec!["feedback.json".to_string()];
-    if crash {
-        if let Some(text) = r::crash_log(&ctx.api, &s.id).await? {
-            let p = dir.join("crash.log");
-            std::fs::write(&p, text).map_err(|e| io_err(&p, e))?;
-            files.push("crash.log".into());
-        }
-    } else {
-        for (n, shot) in attrs
-            .get("screenshots")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let Some(url) = shot.get("url").and_then(Value::as_str) else {
-                continue;
-            };
-            match download(ctx, url).await {
-                Ok((bytes, ext)) => {
-                    let name = format!("screenshot-{}.{ext}", n + 1);
-                    let p = dir.join(&name);
-                    std::fs::write(&p, bytes).map_err(|e| io_err(&p, e))?;
-                    files.push(name);
-                }
-                Err(e) => ctx
-                    .ci
-                    .warning(format!("screenshot {} of feedback {}: {e}", n + 1, s.id)),
-            }
-        }
-    }
-    Ok(Item {
-        id: s.id.clone(),
-        kind: if crash { "crash" } else { "screenshot" },
-        created: attrs
-            .get("createdDate")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        comment: attrs
-            .get("comment")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        files,
-    })
-}
-
-/// Fetch a presigned screenshot URL (no App Store Connect token).
-async fn download(ctx: &Ctx, url: &str) -> Result<(bytes::Bytes, &'static str), String> {
-    let resp = ctx
-        .api
-        .transfer()
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| crate::api::client::describe_transport(&e))?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "download answered {} (the URL may have expired)",
-            resp.status()
-        ));
-    }
-    let ext = match resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(t) if t.contains("jpeg") => "jpg",
-        _ => "png",
+    let mut index = Index::load(out);
+    let started = jiff::Timestamp::now();
+    let scope = Scope {
+        app_id: req.app_id.clone(),
+        filter: req.filter.clone(),
+        cutoff: cutoff(&req.since, started).or(index.last_run().map(|t| t - OVERLAP)),
     };
-    resp.bytes()
-        .await
-        .map(|b| (b, ext))
-        .map_err(|e| e.to_string())
+    let known: BTreeSet<String> = index.entries.keys().cloned().collect();
+    let listed = fetch::list(api, &scope).await?;
+    let mut pulled = Pulled {
+        dir: out.clone(),
+        count: listed.len(),
+        crashes: listed
+            .iter()
+            .filter(|l| l.entry.kind == Kind::Crash)
+            .count(),
+        screenshots: listed
+            .iter()
+            .filter(|l| l.entry.kind == Kind::Screenshot)
+            .count(),
+        new_ids: Vec::new(),
+        files_written: 0,
+        bytes_downloaded: 0,
+        items: Vec::new(),
+        warnings: Vec::new(),
+        cutoff: scope.cutoff.map(|c| c.to_string()),
+    };
+    for l in listed {
+        let id = l.entry.id.clone();
+        let entry = merge(index.entries.remove(&id), l.entry);
+        let entry = save_entry(api, entry, Some(&l.raw), out, &mut pulled).await?;
+        if !known.contains(&id) {
+            pulled.new_ids.push(id.clone());
+        }
+        pulled.items.push(entry.clone());
+        index.entries.insert(id, entry);
+    }
+    repair_unlisted(api, &mut index, out, &mut pulled).await?;
+    index.last_run = Some(started.to_string());
+    index
+        .save(out)
+        .map_err(|e| io_err(&out.join(index::FILE), e))?;
+    report::write_files(out, &index).map_err(|e| io_err(out, e))?;
+    pulled
+        .items
+        .sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+    Ok(pulled)
+}
+
+/// The listed entry, keeping what the index knew (saved files, signature).
+fn merge(known: Option<Entry>, fresh: Entry) -> Entry {
+    match known {
+        Some(k) => Entry {
+            files: k.files,
+            signature: k.signature,
+            frames: k.frames,
+            signature_title: k.signature_title,
+            build: fresh.build.clone().or(k.build),
+            ..fresh
+        },
+        None => fresh,
+    }
+}
+
+/// Save what DIR lacks of `e`; `raw` is the listed resource (fetched by id when absent).
+async fn save_entry(
+    api: &Client,
+    mut e: Entry,
+    raw: Option<&Resource<Value>>,
+    out: &Path,
+    pulled: &mut Pulled,
+) -> Result<Entry, Error> {
+    if e.intact(out) {
+        return Ok(e);
+    }
+    let fetched;
+    let raw = match raw {
+        Some(r) => r,
+        None => {
+            fetched = crate::api::resources::get_feedback(api, e.kind.resource(), &e.id)
+                .await?
+                .data;
+            &fetched
+        }
+    };
+    let s = fetch::save(api, &mut e, out, Some(raw)).await?;
+    pulled.files_written += s.files_written;
+    pulled.bytes_downloaded += s.bytes_downloaded;
+    pulled.warnings.extend(s.warnings);
+    Ok(e)
+}
+
+/// Entries outside this run's scope whose files went missing or short.
+async fn repair_unlisted(
+    api: &Client,
+    index: &mut Index,
+    out: &Path,
+    pulled: &mut Pulled,
+) -> Result<(), Error> {
+    let damaged: Vec<String> = index
+        .entries
+        .values()
+        .filter(|e| !e.intact(out) && !pulled.items.iter().any(|i| i.id == e.id))
+        .map(|e| e.id.clone())
+        .collect();
+    for id in damaged {
+        if let Some(e) = index.entries.remove(&id) {
+            let e = save_entry(api, e, None, out, pulled).await?;
+            index.entries.insert(id, e);
+        }
+    }
+    Ok(())
 }

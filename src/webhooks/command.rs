@@ -221,11 +221,46 @@ pub async fn run(
     }
 }
 
+/// `--feedback-to-issues`: file each feedback event's submission as an issue.
+pub struct FeedbackIssues {
+    pub api: std::sync::Arc<crate::api::Client>,
+    pub tracker: crate::feedback::issues::Tracker,
+    pub target: crate::feedback::issues::Target,
+    pub labels: Vec<String>,
+}
+
+impl FeedbackIssues {
+    async fn handle(&self, event: &super::Event, reporter: &Reporter) {
+        match crate::feedback::issues::file_event(&self.api, &self.tracker, &self.labels, event)
+            .await
+        {
+            Ok(Some(f)) => reporter.line(&format!(
+                "filed {} {} in {}: {} issue(s) opened, {} occurrence(s) added, {} already filed",
+                event.kind,
+                event.instance_id.as_deref().unwrap_or_default(),
+                self.target,
+                f.opened.len(),
+                f.commented,
+                f.already
+            )),
+            Ok(None) => {}
+            Err(e) => reporter.warning(format!(
+                "filing {} {} in {}: {}",
+                event.kind,
+                event.instance_id.as_deref().unwrap_or_default(),
+                self.target,
+                e.message
+            )),
+        }
+    }
+}
+
 /// Receive deliveries until cancelled; forward each verified one.
 pub async fn listen(
     addr: &str,
     secret: Secret,
     forward: &[String],
+    issues: Option<FeedbackIssues>,
     reporter: &Reporter,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
@@ -246,6 +281,9 @@ pub async fn listen(
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some(d) = rx.recv() => {
+                if let Some(i) = &issues {
+                    i.handle(&d.event, reporter).await;
+                }
                 for url in forward {
                     let sent = http.post(url).header("content-type", "application/json").header(SIGNATURE_HEADER, &d.signature).body(d.body.clone()).send().await;
                     match sent {

@@ -2,7 +2,9 @@
 //! embedded App Store Connect simulator on loopback.
 
 mod cli;
+mod feedback;
 mod integrations;
+mod issue_standins;
 mod sim_routes;
 mod support;
 mod upload;

@@ -64,7 +64,7 @@ pub async fn list_screenshots(sim: S, id: Id, q: Q) -> Response {
     list(&sim, &id, &q, false, &path)
 }
 
-fn get_one(sim: &S, id: &str, crash: bool) -> Response {
+fn get_one(sim: &S, id: &str, crash: bool, q: &jsonapi::Query) -> Response {
     let st = sim.lock();
     let kind = if crash {
         "betaFeedbackCrashSubmissions"
@@ -75,19 +75,19 @@ fn get_one(sim: &S, id: &str, crash: bool) -> Response {
         Some(f) => jsonapi::document(
             200,
             st.render_feedback(f, &sim.base_url, sim.now()),
-            vec![],
+            included_builds(&st, &[f], q, &sim.base_url),
             &format!("{}/v1/{kind}/{id}", sim.base_url),
         ),
         None => not_found(kind, id),
     }
 }
 
-pub async fn get_crash(sim: S, id: Id) -> Response {
-    get_one(&sim, &id, true)
+pub async fn get_crash(sim: S, id: Id, q: Q) -> Response {
+    get_one(&sim, &id, true, &q)
 }
 
-pub async fn get_screenshot(sim: S, id: Id) -> Response {
-    get_one(&sim, &id, false)
+pub async fn get_screenshot(sim: S, id: Id, q: Q) -> Response {
+    get_one(&sim, &id, false, &q)
 }
 
 pub async fn crash_log(sim: S, id: Id) -> Response {

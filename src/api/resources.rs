@@ -423,6 +423,20 @@ pub struct FeedbackFilter {
     pub os_version: Option<String>,
 }
 
+impl FeedbackFilter {
+    /// True when a submission's attributes satisfy every filter but `build`
+    /// (which the list always applies).
+    pub fn matches(&self, attrs: &Value) -> bool {
+        let eq = |want: &Option<String>, key: &str| {
+            want.as_deref()
+                .is_none_or(|w| attrs.get(key).and_then(Value::as_str) == Some(w))
+        };
+        eq(&self.platform, "appPlatform")
+            && eq(&self.device_model, "deviceModel")
+            && eq(&self.os_version, "osVersion")
+    }
+}
+
 /// The first page's path: newest first, with the build included for its number.
 pub fn feedback_list_path(app_id: &str, kind: &str, f: &FeedbackFilter) -> String {
     let mut params = vec![
@@ -437,7 +451,10 @@ pub fn feedback_list_path(app_id: &str, kind: &str, f: &FeedbackFilter) -> Strin
         ("filter[deviceModel]", &f.device_model),
         ("filter[osVersion]", &f.os_version),
     ] {
-        if let Some(v) = v {
+        // Filters are comma-separated lists, so a value with a comma (every
+        // device model: iPhone16,1) cannot be sent; `FeedbackFilter::matches`
+        // applies it to what comes back instead.
+        if let Some(v) = v.as_deref().filter(|v| !v.contains(',')) {
             params.push((name, v));
         }
     }

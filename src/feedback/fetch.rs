@@ -92,6 +92,12 @@ pub async fn list(api: &Client, scope: &Scope) -> Result<Vec<Listed>, Error> {
             let page = r::feedback_page(api, &path).await?;
             let mut reached_cutoff = false;
             for s in &page.data {
+                if !scope
+                    .filter
+                    .matches(s.attributes.as_ref().unwrap_or(&Value::Null))
+                {
+                    continue;
+                }
                 let e = entry(kind, s, &page.included);
                 if scope.before_cutoff(&e) {
                     reached_cutoff = true;

@@ -158,7 +158,9 @@ async fn run_step(
                 Some(BuildRef::Previous) => Some(previous_build(ctx, carry).await?),
                 None => None,
             };
-            feedback_step(ctx, settings, f, &app, build).await
+            feedback_step(ctx, settings, f, &app, build)
+                .await
+                .map(|(line, _)| line)
         }
     }
 }
@@ -202,13 +204,14 @@ pub fn testflight_row(d: &testflight::Distributed) -> String {
 }
 
 /// Pull, report, file issues, then gate: the `feedback` step and command.
+/// Returns the summary line and what was pulled.
 pub async fn feedback_step(
     ctx: &Ctx,
     settings: &Settings,
     f: &FeedbackPlan,
     app: &str,
     build: Option<String>,
-) -> Result<String, Error> {
+) -> Result<(String, feedback::Pulled), Error> {
     // Check the issue target's token before pulling anything.
     let tracker = f
         .to_issues
@@ -257,7 +260,7 @@ pub async fn feedback_step(
             )));
         }
     }
-    Ok(line)
+    Ok((line, p))
 }
 
 pub fn report_feedback(ctx: &Ctx, p: &feedback::Pulled) {

@@ -257,11 +257,13 @@ pub(super) async fn feedback(
     report.rows.push(Row {
         step: "feedback".into(),
         result: match &result {
-            Ok(line) => line.clone(),
+            Ok((line, _)) => line.clone(),
             Err(e) => format!("failed: {}", e.message),
         },
     });
-    result.map(|_| ())
+    let (_, pulled) = result?;
+    report.data = serde_json::to_value(&pulled).ok();
+    Ok(())
 }
 
 pub(super) async fn next_build_number(

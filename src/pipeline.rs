@@ -233,7 +233,7 @@ pub async fn feedback_step(
     report_feedback(ctx, &p);
     let mut line = feedback::report::line(&p);
     if let (Some(t), Some(target)) = (&tracker, &f.to_issues) {
-        let filed = feedback::issues::file(t, &f.labels, &p.items).await?;
+        let filed = feedback::issues::file(t, &f.labels, &p.items, Some(&p.dir)).await?;
         line.push_str(&format!(
             "; {target}: {} issue(s) opened, {} occurrence(s) added, {} already filed",
             filed.opened.len(),

@@ -615,7 +615,7 @@ async fn a_create_whose_reply_was_lost_is_found_not_repeated() {
 #[tokio::test]
 async fn gitlab_issues_with_a_job_token_and_notes() {
     let env = start().await;
-    seed(&env, 4, 1);
+    let cat = seed(&env, 4, 1);
     let gl = issue_standins::start(Flavor::GitLab, "4242", TOKEN).await;
     gl.state.lock().unwrap().max_per_page = 1;
     let vars = fb_vars(
@@ -648,6 +648,26 @@ async fn gitlab_issues_with_a_job_token_and_notes() {
         assert!(issues.iter().all(|i| i.labels == vec!["beta", "crash"]));
     }
     assert!(gl.count("GET", "/notes") >= 1);
+    // The screenshot issue shows its image, uploaded once (not again on the re-run).
+    let shot = gl
+        .issues()
+        .into_iter()
+        .find(|i| i.title.starts_with("TestFlight feedback"))
+        .unwrap();
+    assert!(
+        shot.body.contains("![screenshot-1.png](/uploads/"),
+        "{}",
+        shot.body
+    );
+    let uploads = gl.state.lock().unwrap().uploads.clone();
+    assert_eq!(uploads.len(), 1, "one screenshot, uploaded once");
+    let image = expected_image(&env, &cat.screenshots[0]);
+    assert!(
+        uploads[0]
+            .windows(image.len())
+            .any(|w| w == image.as_slice()),
+        "the image's bytes"
+    );
 }
 
 #[tokio::test]

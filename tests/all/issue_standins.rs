@@ -41,6 +41,8 @@ pub struct Tracker {
     pub repo: String,
     pub issues: Vec<StIssue>,
     pub calls: Vec<Call>,
+    /// Bodies of GitLab `POST /projects/:id/uploads` (multipart, as sent).
+    pub uploads: Vec<Vec<u8>>,
     /// Pages hold at most this many items whatever `per_page` asks.
     pub max_per_page: usize,
     /// The next this many creates store the issue and answer 502 anyway.
@@ -84,6 +86,7 @@ pub async fn start(flavor: Flavor, repo: &str, token: &str) -> StandIn {
         repo: repo.into(),
         issues: Vec::new(),
         calls: Vec::new(),
+        uploads: Vec::new(),
         max_per_page: 100,
         lost_create_replies: 0,
         base: base.clone(),
@@ -210,6 +213,7 @@ fn route(t: &mut Tracker, method: &Method, uri: &Uri, h: &HeaderMap, body: &[u8]
         ("POST", ["issues"]) => create_issue(t, &json_body),
         ("GET", ["issues", n, seg]) if *seg == comments_seg => list_comments(t, uri, &q, n),
         ("POST", ["issues", n, seg]) if *seg == comments_seg => add_comment(t, n, &json_body),
+        ("POST", ["uploads"]) if t.flavor == Flavor::GitLab => upload(t, h, body),
         _ => reply(StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
     }
 }
@@ -337,6 +341,33 @@ fn create_issue(t: &mut Tracker, b: &Value) -> Response {
         return reply(StatusCode::BAD_GATEWAY, json!({"message": "Bad Gateway"}));
     }
     reply(StatusCode::CREATED, v)
+}
+
+/// GitLab's project upload: a multipart `file` field; answers the Markdown to embed.
+fn upload(t: &mut Tracker, h: &HeaderMap, body: &[u8]) -> Response {
+    let ct = h
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(body);
+    let Some(name) = text
+        .split("filename=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .filter(|_| {
+            ct.starts_with("multipart/form-data; boundary=") && text.contains("name=\"file\"")
+        })
+    else {
+        return reply(StatusCode::BAD_REQUEST, json!({"error": "file is missing"}));
+    };
+    let name = name.to_string();
+    t.uploads.push(body.to_vec());
+    let url = format!("/uploads/{:032x}/{name}", t.uploads.len());
+    reply(
+        StatusCode::CREATED,
+        json!({"alt": name, "url": url, "full_path": format!("/{}{url}", t.repo),
+               "markdown": format!("![{name}]({url})")}),
+    )
 }
 
 fn find(t: &Tracker, n: &str) -> Option<usize> {

@@ -108,4 +108,21 @@ impl GitLab {
             .await
             .map(|_| ())
     }
+
+    /// Upload a file to the project; returns the Markdown that shows it.
+    pub async fn upload(&self, name: &str, bytes: &[u8]) -> Result<String, Error> {
+        let v = self
+            .http
+            .upload(&format!("{}/uploads", self.project_url), name, bytes)
+            .await?;
+        v.get("markdown")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::rejected(format!(
+                    "{} answered an upload without markdown",
+                    self.http.what
+                ))
+            })
+    }
 }

@@ -13,6 +13,11 @@ use std::time::Duration;
 pub const USER_AGENT: &str = concat!("flightdeck/", env!("CARGO_PKG_VERSION"));
 const PER_PAGE_LIMIT: usize = 1000;
 
+enum Body {
+    Json(Value),
+    Raw(String, Vec<u8>),
+}
+
 pub struct Http {
     client: reqwest::Client,
     header: &'static str,
@@ -52,6 +57,16 @@ impl Http {
         url: &str,
         body: Option<&Value>,
     ) -> Result<(reqwest::header::HeaderMap, Value), Error> {
+        self.send_raw(method, url, body.map(|b| Body::Json(b.clone())))
+            .await
+    }
+
+    async fn send_raw(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Body>,
+    ) -> Result<(reqwest::header::HeaderMap, Value), Error> {
         let mut req = self
             .client
             .request(method, url)
@@ -64,8 +79,12 @@ impl Http {
         for (k, v) in &self.extra {
             req = req.header(*k, *v);
         }
-        if let Some(b) = body {
-            req = req.json(b);
+        match body {
+            Some(Body::Json(b)) => req = req.json(&b),
+            Some(Body::Raw(content_type, bytes)) => {
+                req = req.header("content-type", content_type).body(bytes)
+            }
+            None => {}
         }
         let resp = req.send().await.map_err(|e| {
             Error::transient(format!(
@@ -136,6 +155,25 @@ impl Http {
             }
         }
         unreachable!("the loop returns")
+    }
+
+    /// One file as `multipart/form-data` field `file` (GitLab's uploads), sent once.
+    pub async fn upload(&self, url: &str, name: &str, bytes: &[u8]) -> Result<Value, Error> {
+        let boundary = format!("flightdeck-{}", hex::encode(rand::random::<[u8; 12]>()));
+        let safe: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{safe}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let ct = format!("multipart/form-data; boundary={boundary}");
+        self.send_raw(Method::POST, url, Some(Body::Raw(ct, body)))
+            .await
+            .map(|(_, v)| v)
     }
 
     /// A write, sent once: callers read back before any retry.

@@ -23,6 +23,7 @@ use crate::error::ExitKind;
 use crate::webhooks::Event;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 pub const DEFAULT_LABEL: &str = "testflight";
 
@@ -245,7 +246,22 @@ fn crash_issue(e: &Entry) -> (String, String) {
     )
 }
 
-fn screenshot_issue(e: &Entry) -> (String, String) {
+/// Attach the saved screenshots where the tracker takes uploads (GitLab);
+/// elsewhere the issue names them in the CI artifact.
+async fn attachments(t: &Tracker, e: &Entry, out: Option<&Path>) -> Result<Vec<String>, Error> {
+    let (Tracker::GitLab(g), Some(out)) = (t, out) else {
+        return Ok(Vec::new());
+    };
+    let mut md = Vec::new();
+    for f in e.files.iter().filter(|f| f.name.starts_with("screenshot-")) {
+        if let Ok(bytes) = std::fs::read(out.join(&e.dir).join(&f.name)) {
+            md.push(g.upload(&f.name, &bytes).await?);
+        }
+    }
+    Ok(md)
+}
+
+fn screenshot_issue(e: &Entry, attached: &[String]) -> (String, String) {
     let first = e
         .comment
         .as_deref()
@@ -256,7 +272,15 @@ fn screenshot_issue(e: &Entry) -> (String, String) {
         screenshot_marker(&e.id)
     );
     body.push_str(&occurrence(e));
-    for (n, url) in e.image_urls.iter().enumerate() {
+    for a in attached {
+        body.push_str(&format!("\n{a}\n"));
+    }
+    for (n, url) in e
+        .image_urls
+        .iter()
+        .enumerate()
+        .filter(|_| attached.is_empty())
+    {
         body.push_str(&format!(
             "\n[screenshot {}]({url}) (App Store Connect's link expires; the CI artifact keeps `{}/screenshot-{}.*`)\n",
             n + 1,
@@ -343,8 +367,14 @@ async fn comment(t: &Tracker, issue: &Issue, marker: &str, body: &str) -> Result
 }
 
 /// File `entries`: crashes grouped by signature (oldest occurrence opens the
-/// issue), screenshots one issue each. `labels[0]` finds existing issues.
-pub async fn file(t: &Tracker, labels: &[String], entries: &[Entry]) -> Result<Filed, Error> {
+/// issue), screenshots one issue each (their images attached from `out` where
+/// the tracker takes uploads). `labels[0]` finds existing issues.
+pub async fn file(
+    t: &Tracker,
+    labels: &[String],
+    entries: &[Entry],
+    out: Option<&Path>,
+) -> Result<Filed, Error> {
     let default = vec![DEFAULT_LABEL.to_string()];
     let labels = if labels.is_empty() { &default } else { labels };
     let label = &labels[0];
@@ -396,7 +426,8 @@ pub async fn file(t: &Tracker, labels: &[String], entries: &[Entry]) -> Result<F
             filed.already += 1;
             continue;
         }
-        let i = create(t, label, &marker, screenshot_issue(e), labels).await?;
+        let attached = attachments(t, e, out).await?;
+        let i = create(t, label, &marker, screenshot_issue(e, &attached), labels).await?;
         filed.opened.push(i.url.clone());
         known.by_marker.insert(marker, i);
     }
@@ -430,7 +461,7 @@ pub async fn file_event(
         e.signature = Some(sig.key);
         e.frames = sig.frames;
     }
-    file(t, labels, &[e]).await.map(Some)
+    file(t, labels, &[e], None).await.map(Some)
 }
 
 #[cfg(test)]

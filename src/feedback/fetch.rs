@@ -7,6 +7,7 @@
 use super::index::{Entry, FileRec};
 use super::{Kind, Scope, signature};
 use crate::api::Client;
+use crate::api::error::ApiErrorKind;
 use crate::api::models::Resource;
 use crate::api::resources as r;
 use crate::error::Error;
@@ -169,9 +170,23 @@ pub async fn save(
     match e.kind {
         Kind::Crash => {
             let have = e.files.iter().any(|f| f.name == "crash.log");
-            if (!have || damaged.iter().any(|d| d == "crash.log"))
-                && let Some(text) = r::crash_log(api, &e.id).await?
-            {
+            let wanted = !have || damaged.iter().any(|d| d == "crash.log");
+            let log = if wanted {
+                match r::crash_log(api, &e.id).await {
+                    Ok(log) => log,
+                    // Deleted since it was listed: keep what there is, say so.
+                    Err(err) if err.kind == ApiErrorKind::NotFound => {
+                        saved
+                            .warnings
+                            .push(format!("crash log of feedback {}: no longer exists", e.id));
+                        None
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            } else {
+                None
+            };
+            if let Some(text) = log {
                 saved.bytes_downloaded += text.len() as u64;
                 keep(e, &dir, "crash.log", text.as_bytes(), &mut saved)?;
                 if let Some(sig) = signature::of(&text) {

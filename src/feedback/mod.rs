@@ -215,12 +215,21 @@ async fn save_entry(
     let fetched;
     let raw = match raw {
         Some(r) => r,
-        None => {
-            fetched = crate::api::resources::get_feedback(api, e.kind.resource(), &e.id)
-                .await?
-                .data;
-            &fetched
-        }
+        None => match crate::api::resources::get_feedback(api, e.kind.resource(), &e.id).await {
+            Ok(doc) => {
+                fetched = doc.data;
+                &fetched
+            }
+            // Deleted in App Store Connect: DIR keeps what it has.
+            Err(err) if err.kind == crate::api::error::ApiErrorKind::NotFound => {
+                pulled.warnings.push(format!(
+                    "feedback {} no longer exists in App Store Connect; kept as saved",
+                    e.id
+                ));
+                return Ok(e);
+            }
+            Err(err) => return Err(err.into()),
+        },
     };
     let s = fetch::save(api, &mut e, out, Some(raw)).await?;
     pulled.files_written += s.files_written;

@@ -847,3 +847,19 @@ async fn a_pipeline_feedback_step_after_upload_sees_the_whole_app_or_the_current
         );
     }
 }
+
+#[tokio::test]
+async fn a_submission_deleted_since_it_was_saved_is_a_warning_not_a_failure() {
+    let env = start().await;
+    let cat = seed(&env, 2, 1);
+    let ctx = env.ctx();
+    let req = request(&env, "fb");
+    feedback::run(&ctx.api, &req).await.unwrap();
+    let gone = cat.screenshots[0].clone();
+    std::fs::write(req.out.join(&gone).join("screenshot-1.png"), b"short").unwrap();
+    env.sim().lock().feedback.retain(|f| f.id != gone);
+    let p = feedback::run(&ctx.api, &req).await.unwrap();
+    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+    assert!(p.warnings[0].contains(&gone));
+    assert_eq!(p.count, 2);
+}

@@ -233,7 +233,14 @@ pub async fn feedback_step(
     report_feedback(ctx, &p);
     let mut line = feedback::report::line(&p);
     if let (Some(t), Some(target)) = (&tracker, &f.to_issues) {
-        let filed = feedback::issues::file(t, &f.labels, &p.items, Some(&p.dir)).await?;
+        let todo = feedback::unfiled(&p);
+        let filed = if todo.is_empty() {
+            Default::default()
+        } else {
+            feedback::issues::file(t, &f.labels, &todo, Some(&p.dir)).await?
+        };
+        let ids: Vec<String> = todo.into_iter().map(|e| e.id).collect();
+        feedback::mark_filed(&p.dir, &ids)?;
         line.push_str(&format!(
             "; {target}: {} issue(s) opened, {} occurrence(s) added, {} already filed",
             filed.opened.len(),

@@ -46,6 +46,9 @@ pub struct Entry {
     pub frames: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_title: Option<String>,
+    /// Filed as an issue (`--to-issues`) by a run that finished filing.
+    #[serde(default)]
+    pub filed: bool,
     /// Presigned screenshot URLs from the listing; never stored (they expire).
     #[serde(skip)]
     pub image_urls: Vec<String>,

@@ -186,6 +186,38 @@ pub async fn run(api: &Client, req: &Request) -> Result<Pulled, Error> {
     Ok(pulled)
 }
 
+/// What `--to-issues` should file: every entry of DIR not yet filed (this
+/// run's new ones, and any a failed earlier run left), with this run's
+/// screenshot URLs where it listed them.
+pub fn unfiled(p: &Pulled) -> Vec<Entry> {
+    let index = Index::load(&p.dir);
+    index
+        .newest_first()
+        .into_iter()
+        .filter(|e| !e.filed)
+        .map(|e| {
+            p.items
+                .iter()
+                .find(|i| i.id == e.id)
+                .cloned()
+                .unwrap_or_else(|| e.clone())
+        })
+        .collect()
+}
+
+/// Record in DIR's index that `ids` are filed.
+pub fn mark_filed(out: &Path, ids: &[String]) -> Result<(), Error> {
+    let mut index = Index::load(out);
+    for id in ids {
+        if let Some(e) = index.entries.get_mut(id) {
+            e.filed = true;
+        }
+    }
+    index
+        .save(out)
+        .map_err(|e| io_err(&out.join(index::FILE), e))
+}
+
 /// The listed entry, keeping what the index knew (saved files, signature).
 fn merge(known: Option<Entry>, fresh: Entry) -> Entry {
     match known {
@@ -194,6 +226,7 @@ fn merge(known: Option<Entry>, fresh: Entry) -> Entry {
             signature: k.signature,
             frames: k.frames,
             signature_title: k.signature_title,
+            filed: k.filed,
             build: fresh.build.clone().or(k.build),
             ..fresh
         },

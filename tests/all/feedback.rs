@@ -583,8 +583,9 @@ async fn crashes_with_one_signature_make_one_issue_and_reruns_add_nothing() {
     }
     assert_eq!(
         gh.count("GET", "/issues?"),
-        1 + 3 + 3,
-        "issues listed page by page (2 per page): none yet, then 5 twice"
+        1 + 3,
+        "issues listed page by page (2 per page): none yet; then nothing to file in fb \
+         (its index records the filing); then 5 for the fresh directory"
     );
     assert_eq!(gh.count("GET", "search"), 0, "never the search API");
 }
@@ -862,4 +863,38 @@ async fn a_submission_deleted_since_it_was_saved_is_a_warning_not_a_failure() {
     assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
     assert!(p.warnings[0].contains(&gone));
     assert_eq!(p.count, 2);
+}
+
+#[tokio::test]
+async fn submissions_a_failed_filing_left_are_filed_by_the_next_run() {
+    let env = start().await;
+    // Older than the re-run overlap, so only the index remembers them.
+    env.sim().advance_clock(-3 * 3600);
+    seed(&env, 2, 1);
+    env.sim().advance_clock(3 * 3600);
+    let gh = github().await;
+    let args = ["feedback", "--out", "fb", "--to-issues", "github:acme/app"];
+    let wrong = fb_vars(
+        &env,
+        &[
+            ("GITHUB_API_URL", &gh.base),
+            ("GITHUB_TOKEN", "ghp_expired_0000000000"),
+        ],
+    );
+    let out = fd(&wrong, &args, env.dir.path()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(gh.issues().is_empty());
+    let out = fd(&gh_vars(&env, &gh), &args, env.dir.path()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(gh.issues().len(), 3, "2 crash signatures and 1 screenshot");
 }

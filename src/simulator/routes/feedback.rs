@@ -37,8 +37,8 @@ fn list(sim: &S, app: &str, q: &jsonapi::Query, crash: bool, path: &str) -> Resp
 
 /// `include=build`: the builds the listed submissions belong to, once each.
 fn included_builds(
-    st: &crate::simulator::state::State,
-    items: &[&crate::simulator::state::Feedback],
+    st: &super::super::state::State,
+    items: &[&super::super::state::Feedback],
     q: &jsonapi::Query,
     base: &str,
 ) -> Vec<serde_json::Value> {

@@ -5,11 +5,11 @@
 //! Run: `cargo bench --bench feedback`. Prints wall time, requests and bytes
 //! for each, over the embedded simulator on loopback.
 
+use asc_simulator::{self as simulator, SimConfig, state::DEMO_APP_ID};
 use flightdeck::api::Client;
 use flightdeck::api::retry::RetryPolicy;
 use flightdeck::auth::{Issuer, SystemClock, TokenSource, key};
 use flightdeck::feedback::{self, Request};
-use flightdeck::simulator::{self, SimConfig, state::DEMO_APP_ID};
 use std::sync::Arc;
 use std::time::Instant;
 

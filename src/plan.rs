@@ -20,12 +20,10 @@ pub const DEFAULT_POLL: Duration = Duration::from_secs(30);
 pub const DEFAULT_POLL_WITH_WEBHOOK: Duration = Duration::from_secs(300);
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AppRef {
-    Id(String),
-    BundleId(String),
-}
+pub use crate::app::AppRef;
+pub use issue_target::IssueTarget;
+
+mod issue_target;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ChecksumAlgorithm {
@@ -90,6 +88,18 @@ pub enum WaitTarget {
     Build(String),
 }
 
+impl WaitTarget {
+    /// This target with `PreviousUpload` replaced by the upload the run made.
+    pub fn resolve(&self, previous_upload: Option<&str>) -> Result<WaitTarget, Error> {
+        match self {
+            WaitTarget::PreviousUpload => previous_upload
+                .map(|id| WaitTarget::BuildUpload(id.into()))
+                .ok_or_else(|| Error::input("wait needs an earlier upload step")),
+            t => Ok(t.clone()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Register {
@@ -152,7 +162,7 @@ pub struct FeedbackPlan {
     pub device_model: Option<String>,
     pub os_version: Option<String>,
     pub fail_on_crash: bool,
-    pub to_issues: Option<crate::feedback::issues::Target>,
+    pub to_issues: Option<IssueTarget>,
     pub labels: Vec<String>,
 }
 
@@ -399,7 +409,7 @@ fn feedback(
         os_version: r.opt_text(&f.os_version),
         fail_on_crash: r.bool(&f.fail_on_crash, "fail-on-crash").unwrap_or(false),
         to_issues: r.parse(&f.to_issues, "to-issues", |v| {
-            crate::feedback::issues::Target::parse(v)
+            IssueTarget::parse(v)
                 .map_err(|e| format!("{}; {}", e.message, e.hint.unwrap_or_default()))
         }),
         labels,
@@ -593,4 +603,21 @@ pub fn render(plan: &Plan) -> String {
         out.push_str(&format!("  {n}. {line}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_target_resolves_to_the_run_s_upload() {
+        let prev = WaitTarget::PreviousUpload;
+        assert_eq!(
+            prev.resolve(Some("U1")).unwrap(),
+            WaitTarget::BuildUpload("U1".into())
+        );
+        assert_eq!(prev.resolve(None).unwrap_err().exit_code(), 2);
+        let b = WaitTarget::Build("B1".into());
+        assert_eq!(b.resolve(Some("U1")).unwrap(), b);
+    }
 }

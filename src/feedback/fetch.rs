@@ -135,8 +135,7 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::input(format!("cannot write {}: {e}", path.display()))
-        .with_hint("check the `out` directory is writable")
+    Error::io("write", path.display(), e).with_hint("check the `out` directory is writable")
 }
 
 /// What saving one submission did.
@@ -321,7 +320,7 @@ async fn download_once(api: &Client, url: &str) -> Result<(bytes::Bytes, &'stati
         .get(url)
         .send()
         .await
-        .map_err(|e| Failure::Other(crate::api::client::describe_transport(&e)))?;
+        .map_err(|e| Failure::Other(crate::api::error::describe_transport(&e)))?;
     let status = resp.status();
     if matches!(status.as_u16(), 401 | 403 | 410) {
         return Err(Failure::Expired(format!(

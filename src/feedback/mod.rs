@@ -19,6 +19,7 @@ pub mod signature;
 use crate::api::Client;
 use crate::api::models::Resource;
 use crate::api::resources::FeedbackFilter;
+use crate::ci::{Annotation, Level, Reporter};
 use crate::error::Error;
 use crate::plan::Since;
 use index::{Entry, Index};
@@ -129,8 +130,7 @@ pub fn cutoff(since: &Option<Since>, now: jiff::Timestamp) -> Option<jiff::Times
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::input(format!("cannot write {}: {e}", path.display()))
-        .with_hint("check the `out` directory is writable")
+    Error::io("write", path.display(), e).with_hint("check the `out` directory is writable")
 }
 
 /// Pull the scope into `req.out`, fetching only what DIR's index lacks.
@@ -216,6 +216,44 @@ pub fn mark_filed(out: &Path, ids: &[String]) -> Result<(), Error> {
     index
         .save(out)
         .map_err(|e| io_err(&out.join(index::FILE), e))
+}
+
+/// `--to-issues`: file every entry of DIR not yet filed, then record them as
+/// filed; the tracker is not called when there is nothing new.
+pub async fn file_unfiled(
+    tracker: &issues::Tracker,
+    labels: &[String],
+    p: &Pulled,
+) -> Result<issues::Filed, Error> {
+    let todo = unfiled(p);
+    let filed = if todo.is_empty() {
+        issues::Filed::default()
+    } else {
+        issues::file(tracker, labels, &todo, Some(&p.dir)).await?
+    };
+    let ids: Vec<String> = todo.into_iter().map(|e| e.id).collect();
+    mark_filed(&p.dir, &ids)?;
+    Ok(filed)
+}
+
+/// `fail-on-crash`: an error annotation per crash not in DIR's index before
+/// this run, and exit 1 when there is any.
+pub fn crash_gate(ci: &Reporter, p: &Pulled) -> Result<(), Error> {
+    let findings = report::gate_findings(p);
+    for m in &findings {
+        ci.annotate(Annotation::new(Level::Error, m.clone()).titled("TestFlight crash"));
+    }
+    if findings.is_empty() {
+        return Ok(());
+    }
+    Err(Error::rejected(format!(
+        "{} new TestFlight crash submission(s) (fail-on-crash)",
+        findings.len()
+    ))
+    .with_hint(format!(
+        "see {}/feedback.md; a re-run with the same directory passes once they are recorded",
+        p.dir.display()
+    )))
 }
 
 /// The listed entry, keeping what the index knew (saved files, signature).

@@ -124,19 +124,6 @@ pub fn summary_markdown(p: &Pulled) -> String {
     md
 }
 
-/// The one-line result for the summary's step table.
-pub fn line(p: &Pulled) -> String {
-    format!(
-        "{} feedback item(s) ({} crash, {} screenshot), {} new, {} file(s) written, in {}",
-        p.count,
-        p.crashes,
-        p.screenshots,
-        p.new_ids.len(),
-        p.files_written,
-        p.dir.display()
-    )
-}
-
 /// `feedback.md`: everything DIR holds, newest first, links relative to DIR.
 pub fn feedback_md(index: &Index) -> String {
     let all = index.newest_first();

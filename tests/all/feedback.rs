@@ -6,8 +6,8 @@
 use crate::cli::fd;
 use crate::issue_standins::{self, Flavor, StandIn};
 use crate::support::*;
+use asc_simulator::feedback_seed::{self, Catalogue};
 use flightdeck::feedback::{self, Request};
-use flightdeck::simulator::feedback_seed::{self, Catalogue};
 use serde_json::Value;
 use std::path::Path;
 

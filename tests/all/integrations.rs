@@ -525,7 +525,7 @@ async fn a_failed_install_fails_the_action_step_itself() {
 async fn the_action_uploads_feedback_when_the_pipeline_has_a_feedback_step() {
     let env = start().await;
     let now = env.sim().now();
-    flightdeck::simulator::feedback_seed::catalogue(&mut env.sim().lock(), APP_ID, now, 2, 1);
+    asc_simulator::feedback_seed::catalogue(&mut env.sim().lock(), APP_ID, now, 2, 1);
     let action = yaml(&repo().join("action.yml"));
     let steps_def = action["runs"]["steps"].as_array().unwrap();
     let fd_step = steps_def.iter().find(|s| s["id"] == "fd").unwrap();

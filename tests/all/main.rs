@@ -5,6 +5,8 @@ mod cli;
 mod feedback;
 mod integrations;
 mod issue_standins;
+mod layout;
+mod pipeline_file;
 mod sim_routes;
 mod support;
 mod upload;

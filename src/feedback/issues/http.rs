@@ -90,7 +90,7 @@ impl Http {
             Error::transient(format!(
                 "{}: {}",
                 self.what,
-                crate::api::client::describe_transport(&e)
+                crate::api::error::describe_transport(&e)
             ))
         })?;
         let status = resp.status();

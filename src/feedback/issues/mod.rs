@@ -27,56 +27,8 @@ use std::path::Path;
 
 pub const DEFAULT_LABEL: &str = "testflight";
 
-/// Where issues go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Target {
-    GitHub { owner: String, repo: String },
-    GitLab { project: String },
-}
-
-impl Target {
-    pub fn parse(s: &str) -> Result<Target, Error> {
-        let bad = || {
-            Error::input(format!("unknown issue target {s:?}"))
-                .with_hint("use github:OWNER/REPO or gitlab:PROJECT_ID (a number or group/project)")
-        };
-        let (kind, rest) = s.trim().split_once(':').ok_or_else(bad)?;
-        let rest = rest.trim();
-        match kind.trim().to_ascii_lowercase().as_str() {
-            "github" => {
-                let (owner, repo) = rest.split_once('/').ok_or_else(bad)?;
-                let ok = |p: &str| {
-                    !p.is_empty()
-                        && p.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                };
-                if !ok(owner) || !ok(repo) {
-                    return Err(bad());
-                }
-                Ok(Target::GitHub {
-                    owner: owner.into(),
-                    repo: repo.into(),
-                })
-            }
-            "gitlab" if !rest.is_empty() && !rest.contains(char::is_whitespace) => {
-                Ok(Target::GitLab {
-                    project: rest.into(),
-                })
-            }
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::GitHub { owner, repo } => write!(f, "github:{owner}/{repo}"),
-            Target::GitLab { project } => write!(f, "gitlab:{project}"),
-        }
-    }
-}
+/// Where issues go (parsed with the plan, which validates it without I/O).
+pub use crate::plan::IssueTarget as Target;
 
 /// An issue as the trackers list it.
 #[derive(Debug, Clone)]

@@ -4,25 +4,8 @@
 //! in Apple's text format whose crashing stacks repeat across devices with
 //! different addresses and UUIDs, and screenshots with distinct bytes.
 
+use super::ids::uuid;
 use super::state::{BuildRec, Feedback, State};
-
-/// A random UUID (kept here so this file needs only the state types).
-fn uuid() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
 
 /// What `catalogue` created, newest submission first within each kind.
 #[derive(Debug, Clone, Default)]

@@ -252,6 +252,24 @@ pub struct FeedbackArgs {
     pub since: Option<String>,
     #[arg(long, default_value = "feedback")]
     pub out: PathBuf,
+    /// Only feedback from this app platform (IOS, MAC_OS, TV_OS, VISION_OS).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Only feedback from this device model, e.g. iPhone16,1.
+    #[arg(long)]
+    pub device_model: Option<String>,
+    /// Only feedback from this OS version, e.g. 18.1.
+    #[arg(long)]
+    pub os_version: Option<String>,
+    /// Exit 1 when crash submissions not yet in OUT's index exist.
+    #[arg(long)]
+    pub fail_on_crash: bool,
+    /// File crashes and screenshots as issues: github:OWNER/REPO or gitlab:PROJECT_ID.
+    #[arg(long)]
+    pub to_issues: Option<String>,
+    /// Label for those issues (repeatable; default testflight).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
     #[command(flatten)]
     pub app: AppArgs,
 }
@@ -325,6 +343,13 @@ pub struct ListenArgs {
     /// Time limit for receiving one delivery's body (a slow client gets 408).
     #[arg(long, default_value = "10s")]
     pub request_timeout: String,
+    /// File feedback events as issues: github:OWNER/REPO or gitlab:PROJECT_ID
+    /// (needs App Store Connect credentials to fetch the submission).
+    #[arg(long)]
+    pub feedback_to_issues: Option<String>,
+    /// Label for those issues (repeatable; default testflight).
+    #[arg(long = "feedback-label")]
+    pub feedback_labels: Vec<String>,
 }
 
 #[derive(Debug, Args)]

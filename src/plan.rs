@@ -22,6 +22,9 @@ pub const DEFAULT_POLL_WITH_WEBHOOK: Duration = Duration::from_secs(300);
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
 pub use crate::app::AppRef;
+pub use issue_target::IssueTarget;
+
+mod issue_target;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ChecksumAlgorithm {
@@ -167,9 +170,16 @@ pub enum Since {
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedbackPlan {
     pub app: Option<AppRef>,
+    /// None: every build of the app.
     pub build: Option<BuildRef>,
     pub since: Option<Since>,
     pub out: PathBuf,
+    pub platform: Option<Platform>,
+    pub device_model: Option<String>,
+    pub os_version: Option<String>,
+    pub fail_on_crash: bool,
+    pub to_issues: Option<IssueTarget>,
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -358,12 +368,7 @@ pub fn from_pipeline(
             }
             SpecStep::Wait(w) => Step::Wait(wait(&mut r, w, WaitTarget::PreviousUpload)),
             SpecStep::Testflight(t) => Step::Testflight(testflight(&mut r, t)),
-            SpecStep::Feedback(f) => Step::Feedback(FeedbackPlan {
-                app: app.clone(),
-                build: uploaded.then_some(BuildRef::Previous),
-                since: r.parse(&f.since, "since", parse_since),
-                out: PathBuf::from(r.opt_text(&f.out).unwrap_or_else(|| "feedback".into())),
-            }),
+            SpecStep::Feedback(f) => Step::Feedback(feedback(&mut r, f, app.clone(), uploaded)),
         };
         steps.push(planned);
     }
@@ -391,6 +396,46 @@ pub fn from_pipeline(
             steps,
             audience,
         }),
+    }
+}
+
+fn feedback(
+    r: &mut Resolver,
+    f: &spec::FeedbackStep,
+    app: Option<AppRef>,
+    uploaded: bool,
+) -> FeedbackPlan {
+    let build = match (&f.build, r.opt_text(&f.build)) {
+        (Some(t), Some(b)) if b.eq_ignore_ascii_case("current") => {
+            if !uploaded {
+                r.problem(t, "build: current needs an earlier upload step".into());
+            }
+            Some(BuildRef::Previous)
+        }
+        (_, Some(id)) => Some(BuildRef::Id(id)),
+        _ => None,
+    };
+    let labels = f
+        .labels
+        .iter()
+        .flatten()
+        .filter_map(|l| r.text(l))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    FeedbackPlan {
+        app,
+        build,
+        since: r.parse(&f.since, "since", parse_since),
+        out: PathBuf::from(r.opt_text(&f.out).unwrap_or_else(|| "feedback".into())),
+        platform: r.parse(&f.platform, "platform", parse_platform),
+        device_model: r.opt_text(&f.device_model),
+        os_version: r.opt_text(&f.os_version),
+        fail_on_crash: r.bool(&f.fail_on_crash, "fail-on-crash").unwrap_or(false),
+        to_issues: r.parse(&f.to_issues, "to-issues", |v| {
+            IssueTarget::parse(v)
+                .map_err(|e| format!("{}; {}", e.message, e.hint.unwrap_or_default()))
+        }),
+        labels,
     }
 }
 
@@ -596,13 +641,26 @@ pub fn render(plan: &Plan) -> String {
                 t.notify
             ),
             Step::Feedback(f) => format!(
-                "feedback to {}{}",
+                "feedback to {}{}{}{}{}",
                 f.out.display(),
                 match &f.since {
                     Some(Since::Ago(d)) => format!(" (last {})", duration::format(*d)),
                     Some(Since::At(t)) => format!(" (since {t})"),
                     None => String::new(),
-                }
+                },
+                match &f.build {
+                    Some(BuildRef::Previous) => " for the uploaded build",
+                    _ => "",
+                },
+                if f.fail_on_crash {
+                    ", failing on new crashes"
+                } else {
+                    ""
+                },
+                f.to_issues
+                    .as_ref()
+                    .map(|t| format!(", filing issues in {t}"))
+                    .unwrap_or_default()
             ),
         };
         out.push_str(&format!("  {n}. {line}\n"));

@@ -152,6 +152,7 @@ fn mask_secrets(reporter: &Reporter, env: &Env, settings: Option<&Settings>) {
         .iter()
         .chain(config::credentials::PRIVATE_KEY_B64)
         .chain(config::WEBHOOK_SECRET)
+        .chain(config::ISSUE_TOKENS)
     {
         if let Some(v) = env.get(name) {
             reporter.mask(v);

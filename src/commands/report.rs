@@ -9,7 +9,9 @@ use crate::cli::Output;
 use crate::config::duration;
 use crate::error::Error;
 use crate::feedback::Pulled;
+use crate::feedback::issues::Filed;
 use crate::outcome::{Outcome, Row};
+use crate::plan::IssueTarget;
 use crate::testflight::Distributed;
 use crate::upload::Uploaded;
 use crate::wait::Waited;
@@ -214,19 +216,38 @@ pub fn tester_removed(ci: &Reporter, report: &mut Report, removed: usize, result
     report.row("testers", result);
 }
 
-pub fn feedback(ci: &Reporter, report: &mut Report, p: &Pulled) {
+/// A finished pull: its outputs, its warnings and its table in the step summary.
+pub fn feedback_pulled(ci: &Reporter, p: &Pulled) {
     ci.set_output("feedback-count", p.count);
+    ci.set_output("crash-count", p.crashes);
+    ci.set_output("screenshot-count", p.screenshots);
     ci.set_output("feedback-dir", p.dir.display());
-    report.row(
-        "feedback",
-        format!(
-            "{} feedback item(s) ({} crash, {} screenshot) in {}",
-            p.count,
-            p.crashes,
-            p.screenshots,
-            p.dir.display()
-        ),
+    for w in &p.warnings {
+        ci.warning(w.clone());
+    }
+    ci.summary_section(&crate::feedback::report::summary_markdown(p));
+}
+
+/// The feedback step's row: what was pulled and, with `--to-issues`, filed.
+pub fn feedback(report: &mut Report, p: &Pulled, filed: Option<(&IssueTarget, &Filed)>) {
+    let mut line = format!(
+        "{} feedback item(s) ({} crash, {} screenshot), {} new, {} file(s) written, in {}",
+        p.count,
+        p.crashes,
+        p.screenshots,
+        p.new_ids.len(),
+        p.files_written,
+        p.dir.display()
     );
+    if let Some((target, f)) = filed {
+        line.push_str(&format!(
+            "; {target}: {} issue(s) opened, {} occurrence(s) added, {} already filed",
+            f.opened.len(),
+            f.commented,
+            f.already
+        ));
+    }
+    report.row("feedback", line);
 }
 
 pub fn next_build_number(ci: &Reporter, report: &mut Report, app_id: &str, next: &str) {

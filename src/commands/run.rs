@@ -16,7 +16,7 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::plan::{self, BuildRef, FeedbackPlan, Plan, Step, TestFlightPlan, WaitPlan};
 use crate::upload::Uploaded;
-use crate::{feedback, spec, testflight, upload, wait};
+use crate::{spec, testflight, upload, wait};
 use std::path::{Path, PathBuf};
 
 pub(super) fn validate(
@@ -265,7 +265,7 @@ async fn run_step(
         }
         Step::Wait(w) => wait_step(ctx, w, plan, settings, carry, report).await?,
         Step::Testflight(t) => testflight_step(ctx, t, carry, report).await?,
-        Step::Feedback(f) => feedback_step(ctx, f, plan, carry, report).await?,
+        Step::Feedback(f) => feedback_step(ctx, f, plan, settings, carry, report).await?,
     }
     Ok(())
 }
@@ -311,16 +311,16 @@ async fn feedback_step(
     ctx: &Ctx,
     f: &FeedbackPlan,
     plan: &Plan,
+    settings: &Settings,
     carry: &mut Carry,
     report: &mut Report,
 ) -> Result<(), Error> {
     let app = app_id(ctx, plan, carry).await?;
     let build = match &f.build {
         Some(BuildRef::Id(id)) => Some(id.clone()),
-        Some(BuildRef::Previous) => previous_build(ctx, carry).await.ok(),
+        Some(BuildRef::Previous) => Some(previous_build(ctx, carry).await?),
         None => None,
     };
-    let p = feedback::run(ctx, &app, build.as_deref(), &f.since, &f.out).await?;
-    report::feedback(&ctx.ci, report, &p);
+    super::feedback::pull(ctx, &settings.issues, f, &app, build, report).await?;
     Ok(())
 }

@@ -9,10 +9,11 @@ use crate::cli::{ListenArgs, WebhookCreateArgs, WebhookUpdateArgs, WebhooksCmd};
 use crate::config::env::Env;
 use crate::context::Ctx;
 use crate::error::Error;
-use crate::relay::forward::Target;
+use crate::feedback::issues::{self, Tracker};
+use crate::relay::forward::{NamedSink, Sink, Target};
 use crate::relay::{Config as RelayConfig, RelayError, StoreConfig, Tuning};
 use crate::secret::Secret;
-use tokio_util::sync::CancellationToken;
+use crate::webhooks::Event;
 
 const EVENT_TYPES: &[&str] = &[
     "ALTERNATIVE_DISTRIBUTION_PACKAGE_AVAILABLE_UPDATED",
@@ -66,7 +67,7 @@ pub(super) async fn run(
     report: &mut Report,
 ) -> Result<(), Error> {
     if let WebhooksCmd::Listen(a) = cmd {
-        return listen(a, inv.env, &inv.reporter, inv.cancel.clone()).await;
+        return listen(a, inv).await;
     }
     let ctx = inv.ctx()?;
     manage(&ctx, cmd, inv, report).await
@@ -235,13 +236,18 @@ async fn deliveries(
 }
 
 /// Run the relay (`crate::relay`) with the flags' configuration until cancelled.
-async fn listen(
-    a: &ListenArgs,
-    env: &Env,
-    reporter: &Reporter,
-    cancel: CancellationToken,
-) -> Result<(), Error> {
-    let config = relay_config(a, env, reporter)?;
+async fn listen(a: &ListenArgs, inv: &Invocation<'_>) -> Result<(), Error> {
+    let (env, reporter, cancel) = (inv.env, &inv.reporter, inv.cancel.clone());
+    let mut config = relay_config(a, env, reporter)?;
+    if let Some(t) = &a.feedback_to_issues {
+        // Filing is one more forward target: persisted, deduped and retried
+        // like the others, so a tracker that is down loses no feedback.
+        let issues = FeedbackIssues::connect(t, &a.feedback_labels, inv)?;
+        config.targets.push(Target::Sink(NamedSink {
+            key: format!("issues:{}", issues.target),
+            sink: std::sync::Arc::new(issues),
+        }));
+    }
     let targets = config.targets.len();
     let store = match &config.store {
         StoreConfig::Spool(d) => format!("spool {}", d.display()),
@@ -257,6 +263,62 @@ async fn listen(
         RelayError::Bind(addr, cause) => Error::bind("listen on", &addr, &cause),
         RelayError::Store(_) | RelayError::Http(_) => Error::transient(e.to_string()),
     })
+}
+
+/// `--feedback-to-issues`: file each feedback event's submission as an issue.
+struct FeedbackIssues {
+    api: std::sync::Arc<crate::api::Client>,
+    tracker: Tracker,
+    target: issues::Target,
+    labels: Vec<String>,
+}
+
+impl FeedbackIssues {
+    /// Check the target and its token before listening.
+    fn connect(target: &str, labels: &[String], inv: &Invocation<'_>) -> Result<Self, Error> {
+        let target =
+            issues::Target::parse(target).map_err(|e| e.context("--feedback-to-issues"))?;
+        let tracker = Tracker::connect(&target, &inv.settings.issues)?;
+        Ok(FeedbackIssues {
+            api: inv.ctx()?.api.clone(),
+            tracker,
+            target,
+            labels: labels.to_vec(),
+        })
+    }
+
+    /// File one event's submission; anything but a feedback event is taken as is.
+    async fn handle(&self, body: &[u8]) -> Result<(), String> {
+        let event = Event::parse(body).map_err(|e| e.to_string())?;
+        let which = format!(
+            "{} {} in {}",
+            event.kind,
+            event.instance_id.as_deref().unwrap_or_default(),
+            self.target
+        );
+        match issues::file_event(&self.api, &self.tracker, &self.labels, &event).await {
+            Ok(Some(f)) => {
+                tracing::info!(
+                    "filed {which}: {} issue(s) opened, {} occurrence(s) added, {} already filed",
+                    f.opened.len(),
+                    f.commented,
+                    f.already
+                );
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(format!("filing {which}: {}", e.message)),
+        }
+    }
+}
+
+impl Sink for FeedbackIssues {
+    fn send<'a>(
+        &'a self,
+        body: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.handle(body))
+    }
 }
 
 fn relay_config(a: &ListenArgs, env: &Env, reporter: &Reporter) -> Result<RelayConfig, Error> {

@@ -45,6 +45,34 @@ pub const BUNDLE_ID: &[&str] = &["ASC_BUNDLE_ID", "INPUT_BUNDLE-ID"];
 pub const API_BASE: &[&str] = &["ASC_API_BASE_URL"];
 pub const PIPELINE: &[&str] = &["FLIGHTDECK_PIPELINE", "INPUT_PIPELINE"];
 pub const WEBHOOK_SECRET: &[&str] = &["ASC_WEBHOOK_SECRET"];
+/// Tokens for filing feedback as issues (masked like every secret).
+pub const ISSUE_TOKENS: &[&str] = &["GITHUB_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN"];
+
+/// Where and as whom feedback is filed as issues (`--to-issues`).
+#[derive(Debug, Clone, Default)]
+pub struct IssueEnv {
+    pub github_token: Option<Secret>,
+    /// `GITHUB_API_URL` (default https://api.github.com).
+    pub github_api: Option<String>,
+    pub gitlab_token: Option<Secret>,
+    pub ci_job_token: Option<Secret>,
+    /// `CI_API_V4_URL`, e.g. https://gitlab.com/api/v4.
+    pub gitlab_api: Option<String>,
+}
+
+impl IssueEnv {
+    pub fn load(env: &Env) -> Self {
+        let secret = |n: &str| env.get(n).filter(|v| !v.is_empty()).map(Secret::new);
+        let text = |n: &str| env.get(n).filter(|v| !v.is_empty()).map(str::to_string);
+        Self {
+            github_token: secret("GITHUB_TOKEN"),
+            github_api: text("GITHUB_API_URL"),
+            gitlab_token: secret("GITLAB_TOKEN"),
+            ci_job_token: secret("CI_JOB_TOKEN"),
+            gitlab_api: text("CI_API_V4_URL"),
+        }
+    }
+}
 
 /// Everything needed to call App Store Connect.
 #[derive(Debug, Clone)]
@@ -67,6 +95,7 @@ pub struct Settings {
     pub workspace: Option<PathBuf>,
     /// `FLIGHTDECK_UPLOAD_TUNING`: the part scheduler's techniques.
     pub upload_tuning: tuning::UploadTuning,
+    pub issues: IssueEnv,
     credentials: Option<Result<Credentials, Error>>,
     /// What was fixed up while reading the credentials (a trimmed newline...).
     pub credential_warnings: Vec<String>,
@@ -113,6 +142,7 @@ impl Settings {
                 .map(PathBuf::from),
             upload_tuning: tuning::UploadTuning::from_env(env),
             credentials: Some(loaded.map(|l| l.credentials)),
+            issues: IssueEnv::load(env),
             credential_warnings,
         })
     }
@@ -129,6 +159,7 @@ impl Settings {
             ci_paths: ci::Paths::default(),
             workspace: None,
             upload_tuning: tuning::UploadTuning::default(),
+            issues: IssueEnv::default(),
             credentials: Some(Ok(creds)),
             credential_warnings: Vec::new(),
         }

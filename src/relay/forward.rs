@@ -6,7 +6,9 @@
 //! A target is a URL (the raw body and the original `x-apple-signature`),
 //! `github:OWNER/REPO` (a `repository_dispatch` whose `client_payload` is
 //! the event) or `gitlab:PROJECT_ID[@REF]` (a pipeline trigger whose
-//! variables carry the event).
+//! variables carry the event), or a [`Sink`] the command layer builds in
+//! process (filing feedback events as tracked issues): each gets the same
+//! durability, dedupe and retries.
 
 use super::Tuning;
 use super::metrics::{Metrics, bump};
@@ -21,8 +23,39 @@ use tokio_util::sync::CancellationToken;
 /// Forwards in flight at once, per target.
 const IN_FLIGHT: usize = 16;
 
+/// A target that runs in this process: it is handed each event's body and
+/// answers Ok once it took the event (an Err is retried like a 5xx).
+pub trait Sink: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        body: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>>;
+}
+
+/// A [`Sink`] with its stable name in the store.
+#[derive(Clone)]
+pub struct NamedSink {
+    pub key: String,
+    pub sink: Arc<dyn Sink>,
+}
+
+impl std::fmt::Debug for NamedSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sink({})", self.key)
+    }
+}
+
+impl PartialEq for NamedSink {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for NamedSink {}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    Sink(NamedSink),
     Url(String),
     GitHub {
         repo: String,
@@ -81,6 +114,7 @@ impl Target {
     /// A stable name, used as the target's identity in the store.
     pub fn key(&self) -> String {
         match self {
+            Target::Sink(s) => s.key.clone(),
             Target::Url(u) => u.clone(),
             Target::GitHub { repo, .. } => format!("github:{repo}"),
             Target::GitLab {
@@ -97,6 +131,7 @@ impl Target {
         timeout: Duration,
     ) -> Result<(), String> {
         let request = match self {
+            Target::Sink(s) => return s.sink.send(&job.body).await,
             Target::Url(url) => http
                 .post(url)
                 .header("content-type", "application/json")

@@ -307,9 +307,30 @@ pub struct FeedbackStep {
     /// Only feedback newer than this: a duration (24h) or a timestamp.
     #[serde(default)]
     pub since: Option<Text>,
-    /// Directory to write to (default feedback/).
+    /// Directory to write to (default feedback/); it keeps an index, so a re-run fetches only what is new.
     #[serde(default)]
     pub out: Option<Text>,
+    /// `current`: only the build this pipeline uploaded; or a build id. Default: every build of the app.
+    #[serde(default)]
+    pub build: Option<Text>,
+    /// Only feedback from this app platform (IOS, MAC_OS, TV_OS, VISION_OS).
+    #[serde(default)]
+    pub platform: Option<Text>,
+    /// Only feedback from this device model, e.g. iPhone16,1.
+    #[serde(default)]
+    pub device_model: Option<Text>,
+    /// Only feedback from this OS version, e.g. 18.1.
+    #[serde(default)]
+    pub os_version: Option<Text>,
+    /// Fail (exit 1) when crash submissions not yet in the directory's index exist.
+    #[serde(default)]
+    pub fail_on_crash: Option<Text>,
+    /// File crashes and screenshot feedback as issues: github:OWNER/REPO or gitlab:PROJECT_ID.
+    #[serde(default)]
+    pub to_issues: Option<Text>,
+    /// Labels for those issues (default [testflight]); the first finds existing ones.
+    #[serde(default)]
+    pub labels: Option<Vec<Text>>,
 }
 
 /// Parse a pipeline file's text. `file` names it in errors.

@@ -16,6 +16,7 @@
 
 mod archive;
 pub mod faults;
+pub mod feedback_seed;
 pub mod fixture;
 mod ids;
 pub mod jsonapi;

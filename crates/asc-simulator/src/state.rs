@@ -182,6 +182,14 @@ pub struct Feedback {
     pub created: jiff::Timestamp,
     pub crash_log: Option<String>,
     pub screenshots: usize,
+    pub device_model: String,
+    pub os_version: String,
+    /// appPlatform and devicePlatform (IOS, MAC_OS, ...).
+    pub platform: String,
+    /// The image bytes every screenshot of this submission serves (a 1x1 PNG when None).
+    pub image: Option<Vec<u8>>,
+    /// Fault: list responses carry already-expired screenshot URLs (a GET of the one submission does not).
+    pub stale_list_urls: bool,
 }
 
 /// A request the simulator answered, for tests to count.
@@ -432,6 +440,17 @@ impl State {
     }
 
     pub fn render_feedback(&self, f: &Feedback, base: &str, now: jiff::Timestamp) -> Value {
+        self.render_feedback_with(f, base, now, false)
+    }
+
+    /// `listed`: rendered in a list response (where `stale_list_urls` applies).
+    pub fn render_feedback_with(
+        &self,
+        f: &Feedback,
+        base: &str,
+        now: jiff::Timestamp,
+        listed: bool,
+    ) -> Value {
         let kind = if f.crash {
             "betaFeedbackCrashSubmissions"
         } else {
@@ -439,16 +458,21 @@ impl State {
         };
         let mut attrs = json!({
             "createdDate": ts(f.created), "comment": f.comment, "email": "tester@example.com",
-            "deviceModel": "iPhone16,1", "osVersion": "18.1", "locale": "en-US", "timeZone": "Europe/Berlin",
+            "deviceModel": f.device_model, "osVersion": f.os_version, "locale": "en-US", "timeZone": "Europe/Berlin",
             "architecture": "arm64e", "connectionType": "WIFI", "batteryPercentage": 81,
-            "appPlatform": "IOS", "devicePlatform": "IOS", "deviceFamily": "IPHONE",
+            "appPlatform": f.platform, "devicePlatform": f.platform,
+            "deviceFamily": if f.platform == "MAC_OS" { "MAC" } else { "IPHONE" },
             "buildBundleId": self.app(&f.app_id).map(|a| a.bundle_id.clone()).unwrap_or_default(),
         });
         let mut rels = json!({"build": to_one("builds", Some(&f.build_id)), "tester": {}});
         if f.crash {
             rels["crashLog"] = json!({"links": {"related": format!("{base}/v1/betaFeedbackCrashSubmissions/{}/crashLog", f.id)}});
         } else {
-            let exp = now + jiff::SignedDuration::from_hours(1);
+            let exp = if listed && f.stale_list_urls {
+                now - jiff::SignedDuration::from_secs(1)
+            } else {
+                now + jiff::SignedDuration::from_hours(1)
+            };
             attrs["screenshots"] = (1..=f.screenshots)
                 .map(|n| json!({"url": format!("{base}/_sim/screenshots/{}/{n}.png?expires={}", f.id, exp.as_second()),
                                 "width": 1179, "height": 2556, "expirationDate": ts(exp)}))

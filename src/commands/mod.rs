@@ -62,7 +62,7 @@ pub async fn main(
     let paths = settings
         .as_ref()
         .map(|s| s.ci_paths.clone())
-        .unwrap_or_default();
+        .unwrap_or_else(|_| config::ci_paths(&env));
     let reporter = Arc::new(Reporter::new(platform, paths, err));
     // Secrets first, before anything else is printed.
     for name in config::PRIVATE_KEY.iter().chain(config::WEBHOOK_SECRET) {

@@ -3,6 +3,8 @@
 
 mod cli;
 mod integrations;
+mod nasty_artifacts;
+mod reliability;
 mod sim_routes;
 mod support;
 mod upload;

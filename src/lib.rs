@@ -20,6 +20,8 @@ pub mod context;
 pub mod demo;
 pub mod error;
 pub mod feedback;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;

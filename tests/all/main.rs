@@ -4,6 +4,7 @@
 mod cli;
 mod integrations;
 mod nasty_artifacts;
+mod parsers;
 mod reliability;
 mod sim_routes;
 mod support;

@@ -196,6 +196,7 @@ impl Reporter {
                 .map(str::to_string),
         );
         for p in pieces {
+            crate::secret::register(&p);
             if !inner.secrets.contains(&p) {
                 let _ = inner.backend.mask(&mut inner.out, &p);
                 inner.secrets.push(p);

@@ -6,6 +6,7 @@ mod integrations;
 mod nasty_artifacts;
 mod parsers;
 mod reliability;
+mod secrets;
 mod sim_routes;
 mod support;
 mod upload;

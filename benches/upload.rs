@@ -11,8 +11,8 @@
 //! FLIGHTDECK_BENCH_ROUNDS (default 5), FLIGHTDECK_BENCH_CONCURRENCY
 //! (default 4), FLIGHTDECK_BENCH_BIN (another flightdeck binary).
 
-use flightdeck::artifact::fixture::{AppSpec, write_ipa};
-use flightdeck::simulator::{self, SimConfig, state::DEMO_BUNDLE_ID};
+use asc_simulator::fixture::{AppSpec, write_ipa};
+use asc_simulator::{self as simulator, SimConfig, state::DEMO_BUNDLE_ID};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -3,14 +3,14 @@
 //!
 //! Run: `cargo bench --bench wait_latency`. Target: webhook under 250 ms.
 
+use asc_simulator::fixture::{AppSpec, write_ipa};
+use asc_simulator::{self as simulator, SimConfig, state::DEMO_BUNDLE_ID};
 use flightdeck::api::Client;
 use flightdeck::api::retry::RetryPolicy;
-use flightdeck::artifact::fixture::{AppSpec, write_ipa};
 use flightdeck::auth::{Issuer, SystemClock, TokenSource, key};
 use flightdeck::ci::{Paths, Platform, Reporter};
 use flightdeck::context::Ctx;
 use flightdeck::plan::{Register, UploadPlan, WaitPlan, WaitTarget, WebhookListen};
-use flightdeck::simulator::{self, SimConfig, state::DEMO_BUNDLE_ID};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -111,6 +111,19 @@ pub struct WebhookArgs {
     pub webhook_register: Option<String>,
 }
 
+/// How to wait for processing: shared by `wait` and `upload --wait`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WaitFlags {
+    /// Give up waiting after this long (default 30m); exit code 4.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Steady polling interval (default 30s; 5m with a webhook).
+    #[arg(long)]
+    pub poll_interval: Option<String>,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct UploadArgs {
     /// The .ipa (iOS, tvOS, visionOS) or .pkg (macOS) to upload.
@@ -138,14 +151,8 @@ pub struct UploadArgs {
     /// Wait for processing after the upload.
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this long (default 30m); exit code 4.
-    #[arg(long)]
-    pub timeout: Option<String>,
-    /// Steady polling interval (default 30s; 5m with a webhook).
-    #[arg(long)]
-    pub poll_interval: Option<String>,
     #[command(flatten)]
-    pub webhook: WebhookArgs,
+    pub waiting: WaitFlags,
 }
 
 #[derive(Debug, Args)]
@@ -156,14 +163,8 @@ pub struct WaitArgs {
     /// A build to wait for.
     #[arg(long)]
     pub build: Option<String>,
-    /// Give up after this long (default 30m); exit code 4.
-    #[arg(long)]
-    pub timeout: Option<String>,
-    /// Steady polling interval (default 30s; 5m with a webhook).
-    #[arg(long)]
-    pub poll_interval: Option<String>,
     #[command(flatten)]
-    pub webhook: WebhookArgs,
+    pub waiting: WaitFlags,
     /// The app (needed only to register a temporary webhook).
     #[command(flatten)]
     pub app: AppArgs,
@@ -218,35 +219,9 @@ pub enum WebhooksCmd {
     /// List the app's webhooks.
     List(AppArgs),
     /// Create a webhook (the secret is read from --secret-env).
-    Create {
-        #[command(flatten)]
-        app: AppArgs,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        url: String,
-        /// Event type (repeatable), e.g. BUILD_UPLOAD_STATE_UPDATED.
-        #[arg(long = "event", required = true)]
-        events: Vec<String>,
-        #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
-        secret_env: String,
-        #[arg(long)]
-        disabled: bool,
-    },
+    Create(WebhookCreateArgs),
     /// Change a webhook.
-    Update {
-        id: String,
-        #[arg(long)]
-        name: Option<String>,
-        #[arg(long)]
-        url: Option<String>,
-        #[arg(long = "event")]
-        events: Vec<String>,
-        #[arg(long)]
-        secret_env: Option<String>,
-        #[arg(long)]
-        enabled: Option<bool>,
-    },
+    Update(WebhookUpdateArgs),
     /// Delete a webhook.
     Delete { id: String },
     /// Send a test delivery.
@@ -269,6 +244,38 @@ pub enum WebhooksCmd {
         #[arg(long = "forward")]
         forward: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookCreateArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub url: String,
+    /// Event type (repeatable), e.g. BUILD_UPLOAD_STATE_UPDATED.
+    #[arg(long = "event", required = true)]
+    pub events: Vec<String>,
+    #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
+    pub secret_env: String,
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookUpdateArgs {
+    pub id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long = "event")]
+    pub events: Vec<String>,
+    #[arg(long)]
+    pub secret_env: Option<String>,
+    #[arg(long)]
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@
 //! | 2 | `Input` | bad input: flags, environment, pipeline file, artifact |
 //! | 3 | `Auth` | authentication or permission refused (401/403) |
 //! | 4 | `Timeout` | timed out waiting |
-//! | 5 | `Transient` | transient failures exhausted (network, 5xx, 429) |
+//! | 5 | `Transient` | transient failures exhausted (network, 5xx, 429), and local I/O failures |
 //! | 130 | `Cancelled` | cancelled by SIGINT/SIGTERM |
 
 use serde::Serialize;
@@ -101,6 +101,59 @@ impl Error {
     }
     pub fn transient(message: impl Into<String>) -> Self {
         Self::new(ExitKind::Transient, message)
+    }
+    /// A flag's value is wrong: `--timeout: ...`.
+    pub fn flag(flag: &str, problem: impl fmt::Display) -> Self {
+        Self::invalid(flag, problem)
+    }
+    /// A named value (flag, environment variable) is wrong: `NAME: problem`.
+    pub fn invalid(name: &str, problem: impl fmt::Display) -> Self {
+        Self::input(format!("{name}: {problem}"))
+    }
+    /// A required environment variable is missing; `why` says what needs it.
+    pub fn unset(var: &str, why: &str) -> Self {
+        Self::input(format!("{var} is not set: {why}"))
+    }
+    /// The system failed us (a write, a bind, TLS setup): not the user's input,
+    /// so not exit 2. `cannot {action} {target}: {cause}`.
+    pub fn io(action: &str, target: impl fmt::Display, cause: impl fmt::Display) -> Self {
+        Self::transient(format!("cannot {action} {target}: {cause}"))
+    }
+    /// Reading a file the user named: a missing or forbidden file is bad input
+    /// (exit 2), any other failure is I/O.
+    pub fn read(what: &str, path: impl fmt::Display, cause: &std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let e = Self::io("read", format_args!("{what} {path}"), cause);
+        match cause.kind() {
+            K::NotFound | K::PermissionDenied | K::IsADirectory => Self {
+                kind: ExitKind::Input,
+                ..e
+            },
+            _ => e,
+        }
+    }
+    /// Binding a listening socket: an address that is not one is bad input,
+    /// anything else (in use, not permitted) is I/O.
+    pub fn bind(action: &str, addr: &str, cause: &std::io::Error) -> Self {
+        let e = Self::io(action, addr, cause);
+        match cause.kind() {
+            std::io::ErrorKind::InvalidInput => Self {
+                kind: ExitKind::Input,
+                ..e
+            },
+            _ => e,
+        }
+    }
+    /// No app was named anywhere.
+    pub fn missing_app() -> Self {
+        Self::input(
+            "which app? pass --app-id or --bundle-id, set `app:` in the pipeline, or set ASC_APP_ID / ASC_BUNDLE_ID",
+        )
+    }
+    /// App Store Connect has no app with this bundle id for the key's team.
+    pub fn no_app(bundle_id: &str) -> Self {
+        Self::input(format!("App Store Connect has no app with bundle id {bundle_id} for this API key's team"))
+            .with_hint("create the app in App Store Connect first, or check ASC_KEY_ID / ASC_ISSUER_ID belong to the right team")
     }
     pub fn cancelled() -> Self {
         Self::new(ExitKind::Cancelled, "cancelled by signal")
@@ -195,5 +248,25 @@ mod tests {
             e.to_string(),
             "f.yml:3:5: bad key\n  - X: y\n  hint: fix it"
         );
+    }
+
+    #[test]
+    fn io_failures_are_not_bad_input() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert_eq!(Error::io("write", "out/x", &full).exit_code(), 5);
+        assert_eq!(Error::read("the key file", "k.p8", &full).exit_code(), 5);
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = Error::read("the key file", "k.p8", &missing);
+        assert_eq!(
+            (e.exit_code(), e.message.as_str()),
+            (2, "cannot read the key file k.p8: entity not found")
+        );
+        assert_eq!(Error::read("the key file", "k.p8", &denied).exit_code(), 2);
+        assert_eq!(Error::flag("--timeout", "bad").message, "--timeout: bad");
+        let invalid = std::io::Error::from(std::io::ErrorKind::InvalidInput);
+        let in_use = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        assert_eq!(Error::bind("listen on", "x", &invalid).exit_code(), 2);
+        assert_eq!(Error::bind("listen on", ":1", &in_use).exit_code(), 5);
     }
 }

@@ -41,8 +41,7 @@ pub fn cutoff(since: &Option<Since>, now: jiff::Timestamp) -> Option<jiff::Times
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::input(format!("cannot write {}: {e}", path.display()))
-        .with_hint("check the `out` directory is writable")
+    Error::io("write", path.display(), e).with_hint("check the `out` directory is writable")
 }
 
 pub async fn run(
@@ -173,7 +172,7 @@ async fn download(ctx: &Ctx, url: &str) -> Result<(bytes::Bytes, &'static str), 
         .get(url)
         .send()
         .await
-        .map_err(|e| crate::api::client::describe_transport(&e))?;
+        .map_err(|e| crate::api::error::describe_transport(&e))?;
     if !resp.status().is_success() {
         return Err(format!(
             "download answered {} (the URL may have expired)",

@@ -6,10 +6,15 @@
 //! ```text
 //! env + flags + flightdeck.yml ─► config::Settings, spec::Pipeline ─► plan::Plan
 //!   ─► auth::TokenSource ─► api::Client ─► upload / wait / testflight / feedback / webhooks
-//!   ─► outcome::Outcome ─► ci::Reporter (GitHub | GitLab | Bitrise | terminal) + exit code
+//!   ─► typed results ─► commands::report ─► outcome::Outcome
+//!   ─► ci::Reporter (GitHub | GitLab | Bitrise | terminal) + exit code
 //! ```
+//!
+//! `cli` and `commands` are the command layer: no other module imports them
+//! (see docs/architecture.md).
 
 pub mod api;
+pub mod app;
 pub mod artifact;
 pub mod auth;
 pub mod ci;
@@ -17,16 +22,13 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
-pub mod demo;
 pub mod error;
 pub mod feedback;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod outcome;
-pub mod pipeline;
 pub mod plan;
 pub mod secret;
-pub mod simulator;
 pub mod spec;
 pub mod testflight;
 pub mod upload;

@@ -20,12 +20,7 @@ pub const DEFAULT_POLL: Duration = Duration::from_secs(30);
 pub const DEFAULT_POLL_WITH_WEBHOOK: Duration = Duration::from_secs(300);
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AppRef {
-    Id(String),
-    BundleId(String),
-}
+pub use crate::app::AppRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ChecksumAlgorithm {
@@ -88,6 +83,18 @@ pub enum WaitTarget {
     PreviousUpload,
     BuildUpload(String),
     Build(String),
+}
+
+impl WaitTarget {
+    /// This target with `PreviousUpload` replaced by the upload the run made.
+    pub fn resolve(&self, previous_upload: Option<&str>) -> Result<WaitTarget, Error> {
+        match self {
+            WaitTarget::PreviousUpload => previous_upload
+                .map(|id| WaitTarget::BuildUpload(id.into()))
+                .ok_or_else(|| Error::input("wait needs an earlier upload step")),
+            t => Ok(t.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -538,4 +545,21 @@ pub fn render(plan: &Plan) -> String {
         out.push_str(&format!("  {n}. {line}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_target_resolves_to_the_run_s_upload() {
+        let prev = WaitTarget::PreviousUpload;
+        assert_eq!(
+            prev.resolve(Some("U1")).unwrap(),
+            WaitTarget::BuildUpload("U1".into())
+        );
+        assert_eq!(prev.resolve(None).unwrap_err().exit_code(), 2);
+        let b = WaitTarget::Build("B1".into());
+        assert_eq!(b.resolve(Some("U1")).unwrap(), b);
+    }
 }

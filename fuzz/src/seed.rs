@@ -2,7 +2,7 @@
 //! the generated artifact fixtures and nasty corpus (small ones only), the
 //! example pipeline, webhook samples and key forms.
 
-use flightdeck::artifact::fixture::{AppSpec, write_ipa, write_pkg};
+use asc_simulator::fixture::{AppSpec, write_ipa, write_pkg};
 use std::path::Path;
 
 /// Inputs larger than this make every mutation slow; the caps they exercise

@@ -1,6 +1,8 @@
 //! The one HTTP client for App Store Connect: base URL, bearer token,
 //! timeouts, retries, rate-limit tracking, JSON:API decoding and paging.
 
+/// Transport wording lives in `api::error`; re-exported for existing callers.
+pub use crate::api::error::describe_transport;
 use crate::api::error::{ApiError, ApiErrorKind};
 use crate::api::ratelimit::RateLimit;
 use crate::api::retry::RetryPolicy;
@@ -64,7 +66,7 @@ pub fn transfer_client() -> Result<reqwest::Client, crate::error::Error> {
         .read_timeout(Duration::from_secs(120))
         .build()
         .map_err(|e| {
-            crate::error::Error::input(format!("cannot set up HTTPS: {e}"))
+            crate::error::Error::io("set up", "HTTPS", e)
                 .with_hint("set SSL_CERT_FILE to a CA bundle")
         })
 }
@@ -79,7 +81,7 @@ impl Client {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| {
-                crate::error::Error::input(format!("cannot set up HTTPS: {e}"))
+                crate::error::Error::io("set up", "HTTPS", e)
                     .with_hint("set SSL_CERT_FILE to a CA bundle")
             })?;
         Ok(Self {
@@ -339,24 +341,6 @@ pub fn with_query(path: &str, params: &[(&str, &str)]) -> String {
         .map(|(k, v)| format!("{k}={}", encode(v)))
         .collect();
     format!("{path}?{}", q.join("&"))
-}
-
-/// A human description of a transport error, with its cause chain.
-pub fn describe_transport(err: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut msg = if err.is_timeout() {
-        "timed out".to_string()
-    } else if err.is_connect() {
-        "could not connect".to_string()
-    } else {
-        "connection failed".to_string()
-    };
-    let mut src = err.source();
-    while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]

@@ -120,7 +120,7 @@ impl ApiError {
             path: path.into(),
             errors: Vec::new(),
             retry_after: None,
-            message: crate::api::client::describe_transport(err),
+            message: describe_transport(err),
             ambiguous,
             connect: err.is_connect(),
         }
@@ -240,6 +240,24 @@ impl From<ApiError> for Error {
         }
         err
     }
+}
+
+/// A human description of a transport error, with its cause chain.
+pub fn describe_transport(err: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut msg = if err.is_timeout() {
+        "timed out".to_string()
+    } else if err.is_connect() {
+        "could not connect".to_string()
+    } else {
+        "connection failed".to_string()
+    };
+    let mut src = err.source();
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg
 }
 
 #[cfg(test)]

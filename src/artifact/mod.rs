@@ -2,7 +2,6 @@
 //! bundle id, versions, platform and export-compliance answer, from the
 //! `.ipa`'s `Payload/*.app/Info.plist` or the `.pkg`'s XAR table of contents.
 
-pub mod fixture;
 mod ipa;
 pub mod limits;
 pub mod nasty;

@@ -4,8 +4,8 @@
 //! tests read each within the caps of `limits`; the fuzz targets start from
 //! them.
 
-use super::fixture::{AppSpec, write_ipa, write_pkg};
 use super::limits::{MAX_DEPTH, MAX_PLIST};
+use asc_simulator::fixture::{AppSpec, write_ipa, write_pkg};
 use std::io::Write;
 
 /// One generated input: a file name (its extension picks the reader), its

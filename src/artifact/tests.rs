@@ -1,5 +1,5 @@
-use super::fixture::{AppSpec, write_ipa, write_pkg};
 use super::*;
+use asc_simulator::fixture::{self, AppSpec, write_ipa, write_pkg};
 
 fn spec() -> AppSpec {
     AppSpec::new("com.example.app", "1.2.3", "45")
@@ -37,12 +37,15 @@ fn reads_ipa_with_xml_and_binary_plists() {
 #[test]
 fn platforms_from_the_plist() {
     let dir = tempfile::tempdir().unwrap();
-    for platform in [Platform::TvOs, Platform::VisionOs] {
+    for (written, platform) in [
+        (fixture::Platform::TvOs, Platform::TvOs),
+        (fixture::Platform::VisionOs, Platform::VisionOs),
+    ] {
         let p = dir.path().join("P.ipa");
         write_ipa(
             &p,
             &AppSpec {
-                platform: platform.clone(),
+                platform: written,
                 ..spec()
             },
         )
@@ -58,7 +61,7 @@ fn reads_pkg_package_info() {
     write_pkg(
         &p,
         &AppSpec {
-            platform: Platform::MacOs,
+            platform: fixture::Platform::MacOs,
             ..spec()
         },
     )

@@ -2,7 +2,7 @@
 //! expansion), the summary and outcome written into `$BITRISE_DEPLOY_DIR`, and
 //! the final error printed in red so Bitrise shows it as the failure reason.
 
-use super::{Annotation, Backend, Level, Paths, env_name};
+use super::{Annotation, Backend, Paths, env_name};
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
@@ -40,16 +40,8 @@ impl Backend for Bitrise {
     }
 
     fn annotate(&mut self, out: &mut dyn Write, a: &Annotation) -> io::Result<()> {
-        let color = match a.level {
-            Level::Error => "\x1b[31;1m",
-            Level::Warning => "\x1b[33;1m",
-            Level::Notice => "\x1b[34;1m",
-        };
-        let at = a
-            .location
-            .as_ref()
-            .map(|l| format!(" ({l})"))
-            .unwrap_or_default();
+        let color = a.level.ansi_color("\x1b[34;1m");
+        let at = a.at_suffix();
         writeln!(out, "{color}{}{at}: {}\x1b[0m", a.level.as_str(), a.message)
     }
 

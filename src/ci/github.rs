@@ -123,9 +123,9 @@ impl Backend for GitHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ci::Location;
     use crate::ci::tests::Buf;
     use crate::ci::{Level, Platform, Reporter};
-    use crate::error::Location;
 
     #[test]
     fn escaping_matches_the_toolkit() {

@@ -100,16 +100,8 @@ impl Backend for GitLab {
     }
 
     fn annotate(&mut self, out: &mut dyn Write, a: &Annotation) -> io::Result<()> {
-        let color = match a.level {
-            Level::Error => "\x1b[31;1m",
-            Level::Warning => "\x1b[33;1m",
-            Level::Notice => "\x1b[36m",
-        };
-        let at = a
-            .location
-            .as_ref()
-            .map(|l| format!(" ({l})"))
-            .unwrap_or_default();
+        let color = a.level.ansi_color("\x1b[36m");
+        let at = a.at_suffix();
         writeln!(
             out,
             "{color}{}\x1b[0m{at}: {}",
@@ -161,9 +153,9 @@ impl Backend for GitLab {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ci::Location;
     use crate::ci::tests::Buf;
     use crate::ci::{Platform, Reporter};
-    use crate::error::Location;
 
     #[test]
     fn dotenv_is_strict_one_line_per_key() {

@@ -11,7 +11,6 @@ mod github;
 mod gitlab;
 mod local;
 
-use crate::error::Location;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -51,6 +50,31 @@ impl Level {
             Level::Notice => "notice",
         }
     }
+
+    /// The terminal colour of this level on CIs that render ANSI logs (each
+    /// picks its own colour for notices).
+    fn ansi_color(self, notice: &'static str) -> &'static str {
+        match self {
+            Level::Error => "\x1b[31;1m",
+            Level::Warning => "\x1b[33;1m",
+            Level::Notice => notice,
+        }
+    }
+}
+
+/// Where in a file an annotation points (1-based). `ci` is a leaf module:
+/// callers convert their own locations (`error::Location`) into this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,6 +103,13 @@ impl Annotation {
     pub fn at(mut self, location: Option<Location>) -> Self {
         self.location = location;
         self
+    }
+    /// ` (file:line:column)`, or nothing.
+    fn at_suffix(&self) -> String {
+        self.location
+            .as_ref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
     }
 }
 
@@ -369,22 +400,6 @@ pub fn env_name(output: &str) -> String {
     )
 }
 
-/// Platform detection: flag, then GitHub, GitLab, Bitrise, else a terminal.
-pub fn detect(flag: Option<Platform>, env: &crate::config::env::Env) -> Platform {
-    if let Some(p) = flag {
-        return p;
-    }
-    if env.is_true("GITHUB_ACTIONS") {
-        Platform::GitHub
-    } else if env.is_true("GITLAB_CI") {
-        Platform::GitLab
-    } else if env.is_true("BITRISE_IO") || env.get("ENVMAN_ENVSTORE_PATH").is_some() {
-        Platform::Bitrise
-    } else {
-        Platform::Local
-    }
-}
-
 #[cfg(test)]
 pub mod tests {
     use super::*;
@@ -419,29 +434,6 @@ pub mod tests {
     #[test]
     fn env_names() {
         assert_eq!(env_name("build-upload-id"), "FLIGHTDECK_BUILD_UPLOAD_ID");
-    }
-
-    #[test]
-    fn detection_order() {
-        use crate::config::env::Env;
-        let d = |pairs: &[(&str, &str)]| detect(None, &Env::from_pairs(pairs.iter().copied()));
-        assert_eq!(
-            d(&[("GITHUB_ACTIONS", "true"), ("GITLAB_CI", "true")]),
-            Platform::GitHub
-        );
-        assert_eq!(
-            d(&[("GITLAB_CI", "true"), ("CI", "true")]),
-            Platform::GitLab
-        );
-        assert_eq!(d(&[("ENVMAN_ENVSTORE_PATH", "/x")]), Platform::Bitrise);
-        assert_eq!(d(&[("CI", "true")]), Platform::Local);
-        assert_eq!(
-            detect(
-                Some(Platform::GitLab),
-                &Env::from_pairs([("GITHUB_ACTIONS", "true")])
-            ),
-            Platform::GitLab
-        );
     }
 
     #[test]

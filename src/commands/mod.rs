@@ -1,34 +1,41 @@
-//! From parsed flags to an outcome: settings, masking, the client, the
-//! command itself, then annotations, summary, outputs and the exit code.
+//! The command layer: from parsed flags to an outcome. One module per command
+//! (or group of subcommands); each turns its flags into the typed inputs of a
+//! domain module, calls it, and hands the typed result to `report`, the one
+//! place that sets CI outputs, summary rows and the JSON outcome.
+//!
+//! A new command: a variant in `cli::Command`, a module here with
+//! `pub(super) async fn run(args, &Invocation, &mut Report) -> Result<(), Error>`,
+//! a line in `name` and one in `dispatch`. Nothing outside `commands/` (and `main.rs`) may import
+//! `cli` or `commands`; `tests/all/layout.rs` fails when something does.
 
+mod demo;
+mod feedback;
+mod next_build_number;
+pub mod report;
+mod run;
+mod simulator;
+mod testflight;
+mod upload;
+mod wait;
+mod webhooks;
+
+pub use report::Report;
+pub use run::load_plan;
+
+use crate::api::Client;
 use crate::api::retry::RetryPolicy;
-use crate::api::{Client, resources as r};
+use crate::app::AppRef;
 use crate::auth::{SystemClock, TokenSource};
-use crate::ci::{Annotation, Level, Reporter};
-use crate::cli::{AppArgs, Cli, Command, Output};
+use crate::ci::Reporter;
+use crate::cli::{AppArgs, Cli, Command};
 use crate::config::env::Env;
 use crate::config::{self, Settings};
 use crate::context::Ctx;
 use crate::error::Error;
-use crate::outcome::{Outcome, Row};
-use crate::plan::{self, AppRef};
 use crate::secret::Secret;
-use crate::{pipeline, spec};
-mod oneshot;
-
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-/// What a command hands back besides its outputs.
-#[derive(Default)]
-pub struct Report {
-    pub rows: Vec<Row>,
-    pub data: Option<serde_json::Value>,
-    /// Printed on stdout in text mode (plans, tables, numbers).
-    pub text: Option<String>,
-}
 
 pub fn name(c: &Command) -> &'static str {
     match c {
@@ -58,19 +65,44 @@ pub async fn main(
     let platform = settings
         .as_ref()
         .map(|s| s.platform)
-        .unwrap_or_else(|_| crate::ci::detect(cli.ci.platform(), &env));
+        .unwrap_or_else(|_| config::detect_platform(cli.ci.platform(), &env));
     let paths = settings
         .as_ref()
         .map(|s| s.ci_paths.clone())
         .unwrap_or_else(|_| config::ci_paths(&env));
     let reporter = Arc::new(Reporter::new(platform, paths, err));
-    // Secrets first, before anything else is printed.
+    mask_secrets(&reporter, &env, settings.as_ref().ok());
+    let mut report = Report::default();
+    let result = match &settings {
+        Ok(s) => {
+            let inv = Invocation {
+                settings: s,
+                env: &env,
+                reporter: reporter.clone(),
+                cancel,
+            };
+            dispatch(&cli, &inv, &mut report).await
+        }
+        Err(e) => Err(e.clone()),
+    };
+    report::finish(
+        name(&cli.command),
+        result,
+        report,
+        &reporter,
+        cli.output,
+        out,
+    )
+}
+
+/// Secrets first, before anything else is printed.
+fn mask_secrets(reporter: &Reporter, env: &Env, settings: Option<&Settings>) {
     for name in config::PRIVATE_KEY.iter().chain(config::WEBHOOK_SECRET) {
         if let Some(v) = env.get(name) {
             reporter.mask(v);
         }
     }
-    if let Ok(s) = &settings {
+    if let Some(s) = settings {
         if let Ok(c) = s.credentials() {
             reporter.mask(c.key.pem().expose());
         }
@@ -78,71 +110,51 @@ pub async fn main(
             reporter.mask(w.expose());
         }
     }
-    let mut report = Report::default();
-    let result = match settings {
-        Ok(s) => dispatch(&cli, &s, &env, reporter.clone(), cancel, &mut report).await,
-        Err(e) => Err(e),
-    };
-    let outcome = Outcome {
-        command: name(&cli.command).into(),
-        ok: result.is_ok(),
-        exit_code: result.as_ref().err().map(Error::exit_code).unwrap_or(0),
-        outputs: reporter.outputs(),
-        error: result.as_ref().err().cloned(),
-        annotations: Vec::new(),
-        summary: report.rows,
-        data: report.data,
-    };
-    if let Err(e) = &result {
-        annotate_error(&reporter, e);
-    }
-    let outcome = Outcome {
-        annotations: reporter.annotations(),
-        ..outcome
-    };
-    let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
-    let quiet = matches!(cli.command, Command::Schema);
-    let md = if quiet {
-        String::new()
-    } else {
-        outcome.markdown()
-    };
-    reporter.finish(&md, &json);
-    if let Err(e) = &result {
-        reporter.final_error(&format!("flightdeck {}: {}", outcome.command, e.message));
-    }
-    match cli.output {
-        Output::Json => {
-            let _ = writeln!(out, "{}", reporter.redact(&json));
-        }
-        Output::Text => {
-            if let Some(t) = report.text {
-                let _ = write!(out, "{}", reporter.redact(&t));
-            }
-        }
-    }
-    let _ = out.flush();
-    outcome.exit_code
 }
 
-/// The error and each related problem as annotations (with file and line when known).
-fn annotate_error(reporter: &Reporter, e: &Error) {
-    for one in std::iter::once(e).chain(e.related.iter()) {
-        let mut text = one.message.clone();
-        for d in &one.details {
-            text.push_str(&format!("\n{}: {}", d.code, d.message));
-        }
-        if let Some(h) = &one.hint {
-            text.push_str(&format!("\nhint: {h}"));
-        }
-        reporter.annotate(
-            Annotation::new(Level::Error, text)
-                .titled("flightdeck")
-                .at(one.location.as_deref().cloned()),
-        );
+/// What every command gets: the validated settings, the environment, the CI
+/// reporter and cancellation.
+struct Invocation<'a> {
+    settings: &'a Settings,
+    env: &'a Env,
+    reporter: Arc<Reporter>,
+    cancel: CancellationToken,
+}
+
+impl Invocation<'_> {
+    /// The API client and the rest of a command's context.
+    fn ctx(&self) -> Result<Ctx, Error> {
+        build_ctx(self.settings, self.reporter.clone(), self.cancel.clone())
+    }
+    /// The app the flags name, else the settings' (ASC_APP_ID / ASC_BUNDLE_ID).
+    fn app(&self, a: &AppArgs) -> Option<AppRef> {
+        app_ref(a, self.settings)
+    }
+    async fn app_id(&self, ctx: &Ctx, a: &AppArgs) -> Result<String, Error> {
+        AppRef::resolve(self.app(a).as_ref(), &ctx.api).await
     }
 }
 
+async fn dispatch(cli: &Cli, inv: &Invocation<'_>, report: &mut Report) -> Result<(), Error> {
+    match &cli.command {
+        Command::Validate { pipeline } => run::validate(pipeline, inv, report),
+        Command::Run { pipeline, dry_run } => run::run(pipeline, *dry_run, inv, report).await,
+        Command::Upload(a) => upload::run(a, inv, report).await,
+        Command::Wait(a) => wait::run(a, inv, report).await,
+        Command::Testflight(a) => testflight::run(a, inv, report).await,
+        Command::Feedback(a) => feedback::run(a, inv, report).await,
+        Command::NextBuildNumber(a) => next_build_number::run(a, inv, report).await,
+        Command::Webhooks(w) => webhooks::run(w, inv, report).await,
+        Command::Simulator(a) => simulator::run(a, &inv.reporter, inv.cancel.clone()).await,
+        Command::Demo => demo::run(inv.env, &inv.reporter, inv.cancel.clone(), report).await,
+        Command::Schema => {
+            report.text = Some(crate::spec::schema::generate());
+            Ok(())
+        }
+    }
+}
+
+/// The API client and what every capability gets with it.
 pub fn build_ctx(
     settings: &Settings,
     reporter: Arc<Reporter>,
@@ -161,6 +173,7 @@ pub fn build_ctx(
     Ok(Ctx::new(Arc::new(api), reporter, cancel))
 }
 
+/// The app the flags name, else the environment's (ASC_APP_ID / ASC_BUNDLE_ID).
 fn app_ref(a: &AppArgs, s: &Settings) -> Option<AppRef> {
     a.app_id
         .clone()
@@ -168,124 +181,4 @@ fn app_ref(a: &AppArgs, s: &Settings) -> Option<AppRef> {
         .or_else(|| a.bundle_id.clone().map(AppRef::BundleId))
         .or_else(|| s.app_id.clone().map(AppRef::Id))
         .or_else(|| s.bundle_id.clone().map(AppRef::BundleId))
-}
-
-pub(crate) async fn app_id(ctx: &Ctx, a: &AppArgs, s: &Settings) -> Result<String, Error> {
-    match app_ref(a, s) {
-        Some(AppRef::Id(id)) => Ok(id),
-        Some(AppRef::BundleId(b)) => r::find_app_by_bundle_id(&ctx.api, &b)
-            .await?
-            .map(|a| a.id)
-            .ok_or_else(|| {
-                Error::input(format!("App Store Connect has no app with bundle id {b}"))
-            }),
-        None => Err(Error::input(
-            "which app? pass --app-id or --bundle-id, or set ASC_APP_ID / ASC_BUNDLE_ID",
-        )),
-    }
-}
-
-/// Read and plan a pipeline file.
-pub fn load_plan(path: &Path, env: &Env, settings: &Settings) -> Result<plan::Plan, Error> {
-    let shown = settings.display_path(path);
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::input(format!("cannot read the pipeline file {shown}: {e}")).with_hint(
-            "pass --pipeline FILE or set FLIGHTDECK_PIPELINE; the default is ./flightdeck.yml",
-        )
-    })?;
-    let pipeline = spec::parse(&text, &shown)?;
-    let default_app = settings
-        .app_id
-        .clone()
-        .map(AppRef::Id)
-        .or_else(|| settings.bundle_id.clone().map(AppRef::BundleId));
-    let mut plan = plan::from_pipeline(&pipeline, env, &shown, default_app)?;
-    // Artifact paths are relative to the working directory, as users expect in CI.
-    for s in &mut plan.steps {
-        if let plan::Step::Upload(u) = s {
-            u.file = PathBuf::from(&u.file);
-        }
-    }
-    Ok(plan)
-}
-
-fn pipeline_path(flag: &Option<PathBuf>, s: &Settings) -> PathBuf {
-    flag.clone()
-        .or_else(|| s.pipeline.clone())
-        .unwrap_or_else(|| PathBuf::from("flightdeck.yml"))
-}
-
-async fn dispatch(
-    cli: &Cli,
-    s: &Settings,
-    env: &Env,
-    reporter: Arc<Reporter>,
-    cancel: CancellationToken,
-    report: &mut Report,
-) -> Result<(), Error> {
-    match &cli.command {
-        Command::Validate { pipeline } => {
-            let plan = load_plan(&pipeline_path(pipeline, s), env, s)?;
-            report.text = Some(format!(
-                "{}ok: the pipeline is valid\n",
-                plan::render(&plan)
-            ));
-            report.data = serde_json::to_value(&plan).ok();
-            Ok(())
-        }
-        Command::Run { pipeline, dry_run } => {
-            let plan = load_plan(&pipeline_path(pipeline, s), env, s)?;
-            if *dry_run {
-                s.credentials()?;
-                report.text = Some(format!(
-                    "{}dry run: nothing was called\n",
-                    plan::render(&plan)
-                ));
-                report.data = serde_json::to_value(&plan).ok();
-                return Ok(());
-            }
-            let ctx = build_ctx(s, reporter, cancel)?;
-            pipeline::execute(&ctx, &plan, s, &mut report.rows)
-                .await
-                .map(|_| ())
-        }
-        Command::Upload(a) => oneshot::upload(a, s, env, reporter, cancel, report).await,
-        Command::Wait(a) => oneshot::wait(a, s, env, reporter, cancel, report).await,
-        Command::Testflight(a) => oneshot::testflight(a, s, reporter, cancel, report).await,
-        Command::Feedback(a) => oneshot::feedback(a, s, reporter, cancel, report).await,
-        Command::NextBuildNumber(a) => {
-            oneshot::next_build_number(a, s, reporter, cancel, report).await
-        }
-        Command::Webhooks(w) => {
-            if let crate::cli::WebhooksCmd::Listen {
-                listen,
-                secret_env,
-                forward,
-            } = w
-            {
-                let secret = env.lookup(&[secret_env.as_str()])?.ok_or_else(|| {
-                    Error::input(format!(
-                        "{secret_env} is not set: the listener needs the webhook's secret"
-                    ))
-                })?;
-                reporter.mask(&secret.value);
-                return crate::webhooks::command::listen(
-                    listen,
-                    Secret::new(secret.value),
-                    forward,
-                    &reporter,
-                    cancel,
-                )
-                .await;
-            }
-            let ctx = build_ctx(s, reporter, cancel)?;
-            crate::webhooks::command::run(&ctx, w, s, env, report).await
-        }
-        Command::Simulator(a) => crate::demo::simulator(a, &reporter, cancel).await,
-        Command::Demo => crate::demo::run(env, &reporter, cancel, report).await,
-        Command::Schema => {
-            report.text = Some(spec::schema::generate());
-            Ok(())
-        }
-    }
 }

@@ -5,7 +5,7 @@ pub mod duration;
 pub mod env;
 
 use crate::auth::{Issuer, PrivateKey, key};
-use crate::ci;
+use crate::ci::{self, Platform};
 use crate::error::Error;
 use crate::secret::Secret;
 use env::Env;
@@ -75,7 +75,7 @@ impl Settings {
                 "ASC_API_BASE_URL must be an http(s) URL, got {api_base:?}"
             )));
         }
-        let platform = ci::detect(ci_flag, env);
+        let platform = detect_platform(ci_flag, env);
         Ok(Self {
             api_base,
             app_id: env.lookup(APP_ID)?.map(|f| f.value),
@@ -178,8 +178,7 @@ pub fn load_credentials(env: &Env) -> Result<Credentials, Error> {
             }
         },
     };
-    let key =
-        key::parse(&text).map_err(|e| Error::input(format!("{name}: {e}")).with_hint(e.hint()))?;
+    let key = key::parse(&text).map_err(|e| Error::invalid(&name, &e).with_hint(e.hint()))?;
     Ok(Credentials {
         key_id: key_id.value.trim().to_string(),
         issuer,
@@ -189,14 +188,54 @@ pub fn load_credentials(env: &Env) -> Result<Credentials, Error> {
 
 fn read_key_file(var: &str, path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|e| {
-        Error::input(format!("{var}: cannot read the key file {}: {e}", path.display()))
+        Error::read("the key file", path.display(), &e)
+            .context(var)
             .with_hint("check the path; in CI, write the secret to a file first or pass the key text in ASC_PRIVATE_KEY")
     })
+}
+
+/// Platform detection: flag, then GitHub, GitLab, Bitrise, else a terminal.
+pub fn detect_platform(flag: Option<Platform>, env: &Env) -> Platform {
+    if let Some(p) = flag {
+        return p;
+    }
+    if env.is_true("GITHUB_ACTIONS") {
+        Platform::GitHub
+    } else if env.is_true("GITLAB_CI") {
+        Platform::GitLab
+    } else if env.is_true("BITRISE_IO") || env.get("ENVMAN_ENVSTORE_PATH").is_some() {
+        Platform::Bitrise
+    } else {
+        Platform::Local
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ci_detection_order() {
+        let d =
+            |pairs: &[(&str, &str)]| detect_platform(None, &Env::from_pairs(pairs.iter().copied()));
+        assert_eq!(
+            d(&[("GITHUB_ACTIONS", "true"), ("GITLAB_CI", "true")]),
+            Platform::GitHub
+        );
+        assert_eq!(
+            d(&[("GITLAB_CI", "true"), ("CI", "true")]),
+            Platform::GitLab
+        );
+        assert_eq!(d(&[("ENVMAN_ENVSTORE_PATH", "/x")]), Platform::Bitrise);
+        assert_eq!(d(&[("CI", "true")]), Platform::Local);
+        assert_eq!(
+            detect_platform(
+                Some(Platform::GitLab),
+                &Env::from_pairs([("GITHUB_ACTIONS", "true")])
+            ),
+            Platform::GitLab
+        );
+    }
 
     fn env_with(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))

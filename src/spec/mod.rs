@@ -260,6 +260,3 @@ pub fn did_you_mean(msg: &str) -> Option<String> {
         expected.join(", ")
     ))
 }
-
-#[cfg(test)]
-mod tests;

@@ -41,19 +41,6 @@ pub struct Uploaded {
     pub artifact: Artifact,
 }
 
-impl Uploaded {
-    pub fn report(&self, ctx: &Ctx) {
-        let c = &ctx.ci;
-        c.set_output("build-upload-id", &self.build_upload_id);
-        c.set_output("app-id", &self.app_id);
-        c.set_output("version", &self.version);
-        c.set_output("build-number", &self.build_number);
-        c.set_output("platform", self.platform.as_str());
-        c.set_output("bytes-uploaded", self.bytes_uploaded);
-        c.set_output("upload-seconds", format!("{:.1}", self.upload_seconds));
-    }
-}
-
 /// Check flags against the artifact: any disagreement is an input error.
 pub fn reconcile(plan: &UploadPlan, a: &Artifact) -> Result<(), Error> {
     let mut problems = Vec::new();
@@ -113,11 +100,7 @@ pub async fn resolve_app(
         }
         return Ok(id.clone());
     }
-    match r::find_app_by_bundle_id(&ctx.api, bundle_id).await? {
-        Some(a) => Ok(a.id),
-        None => Err(Error::input(format!("App Store Connect has no app with bundle id {bundle_id} for this API key's team"))
-            .with_hint("create the app in App Store Connect first, or check ASC_KEY_ID / ASC_ISSUER_ID belong to the right team")),
-    }
+    AppRef::resolve(Some(&AppRef::BundleId(bundle_id.into())), &ctx.api).await
 }
 
 pub async fn run(ctx: &Ctx, plan: &UploadPlan) -> Result<Uploaded, Error> {

@@ -9,11 +9,11 @@
 
 pub mod poll;
 
-use crate::api::models::{BuildUploadState, ProcessingState};
+use crate::api::models::{Build, BuildUploadState, ProcessingState};
 use crate::api::resources as r;
 use crate::config::duration;
 use crate::context::Ctx;
-use crate::error::Error;
+use crate::error::{Detail, Error};
 use crate::plan::{Register, WaitPlan, WebhookListen};
 use crate::secret::Secret;
 use crate::webhooks::receiver::{self, Delivery, Receiver};
@@ -21,12 +21,8 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// What the wait is for.
-#[derive(Debug, Clone)]
-pub enum Target {
-    BuildUpload(String),
-    Build(String),
-}
+/// What the wait is for: the plan's target, resolved (`WaitTarget::resolve`).
+pub use crate::plan::WaitTarget as Target;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Waited {
@@ -39,42 +35,6 @@ pub struct Waited {
     pub timeline: Vec<(String, f64)>,
     /// What ended the wait: "webhook" or "poll".
     pub decided_by: String,
-}
-
-impl Waited {
-    pub fn report(&self, ctx: &Ctx) {
-        let c = &ctx.ci;
-        if let Some(v) = &self.build_upload_id {
-            c.set_output("build-upload-id", v);
-        }
-        if let Some(v) = &self.upload_state {
-            c.set_output("upload-state", v);
-        }
-        if let Some(v) = &self.build_id {
-            c.set_output("build-id", v);
-        }
-        if let Some(v) = &self.processing_state {
-            c.set_output("processing-state", v);
-        }
-        c.set_output(
-            "processing-seconds",
-            format!("{:.1}", self.processing_seconds),
-        );
-    }
-
-    pub fn summary(&self) -> String {
-        let t: Vec<String> = self
-            .timeline
-            .iter()
-            .map(|(s, secs)| format!("{s} {}", duration::format(Duration::from_secs_f64(*secs))))
-            .collect();
-        format!(
-            "processed in {} ({}); decided by {}",
-            duration::format(Duration::from_secs_f64(self.processing_seconds)),
-            t.join(", "),
-            self.decided_by
-        )
-    }
 }
 
 /// Observed states with the time each was first seen.
@@ -155,24 +115,13 @@ async fn check(
                 .unwrap_or(BuildUploadState::Unknown("UNKNOWN".into()));
             t.observe(&format!("upload {state}"));
             if state == BuildUploadState::Failed {
-                let details: Vec<_> = st
+                let details = st
                     .errors
                     .unwrap_or_default()
                     .iter()
                     .map(|d| d.to_detail())
                     .collect();
-                for d in &details {
-                    ctx.ci.error(format!(
-                        "App Store Connect: {}: {}",
-                        d.code,
-                        crate::ci::neutralize(&d.message)
-                    ));
-                }
-                return Err(Error::rejected(format!(
-                    "App Store Connect failed build upload {id} ({} error(s))",
-                    details.len()
-                ))
-                .with_details(details));
+                return Err(upload_failed(ctx, id, details));
             }
             if state != BuildUploadState::Complete {
                 return Ok(Check::Pending);
@@ -185,11 +134,39 @@ async fn check(
             (Some(id.clone()), Some(state.to_string()), build)
         }
         Target::Build(id) => (None, None, Some(r::get_build(&ctx.api, id).await?)),
+        Target::PreviousUpload => return Err(unresolved()),
     };
     let Some(build) = build else {
         t.observe("upload COMPLETE, build not yet visible");
         return Ok(Check::Pending);
     };
+    check_build(ctx, &build, upload_id, upload_state, t)
+}
+
+/// Apple's reasons for a FAILED upload, each as an error annotation, then one error carrying them.
+fn upload_failed(ctx: &Ctx, id: &str, details: Vec<Detail>) -> Error {
+    for d in &details {
+        ctx.ci.error(format!(
+            "App Store Connect: {}: {}",
+            d.code,
+            crate::ci::neutralize(&d.message)
+        ));
+    }
+    Error::rejected(format!(
+        "App Store Connect failed build upload {id} ({} error(s))",
+        details.len()
+    ))
+    .with_details(details)
+}
+
+/// The build's processing state: VALID ends the wait, FAILED/INVALID fail it.
+fn check_build(
+    ctx: &Ctx,
+    build: &Build,
+    upload_id: Option<String>,
+    upload_state: Option<String>,
+    t: &mut Timeline,
+) -> Result<Check, Error> {
     let ps = build
         .attrs()
         .processing_state
@@ -231,11 +208,8 @@ async fn start_listener(
     let listener = tokio::net::TcpListener::bind(&hook.listen)
         .await
         .map_err(|e| {
-            Error::input(format!(
-                "cannot listen for webhooks on {}: {e}",
-                hook.listen
-            ))
-            .with_hint("choose a free port, e.g. 0.0.0.0:8787")
+            Error::bind("listen for webhooks on", &hook.listen, &e)
+                .with_hint("choose a free port, e.g. 0.0.0.0:8787")
         })?;
     let bound = listener
         .local_addr()
@@ -304,6 +278,10 @@ impl Listener {
     }
 }
 
+fn unresolved() -> Error {
+    Error::input("wait needs an earlier upload step")
+}
+
 pub async fn run(
     ctx: &Ctx,
     plan: &WaitPlan,
@@ -342,6 +320,7 @@ async fn wait_loop(
     let (what, id) = match target {
         Target::BuildUpload(id) => ("build upload", id.clone()),
         Target::Build(id) => ("build", id.clone()),
+        Target::PreviousUpload => return Err(unresolved()),
     };
     tracing::info!(
         "waiting for {what} {id} (timeout {}, polling every {})",

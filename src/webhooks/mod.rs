@@ -3,7 +3,6 @@
 //! `webhooks listen`) that accepts a delivery as a POST to any path and
 //! answers 2xx only to a verified one.
 
-pub mod command;
 pub mod receiver;
 
 use serde_json::Value;

@@ -713,9 +713,9 @@ async fn untrusted_text_cannot_become_a_workflow_command() {
     let env = start().await;
     // An app name is App Store Connect data: make one that tries to inject commands.
     let ipa = env.path("Evil.ipa");
-    flightdeck::artifact::fixture::write_ipa(
+    asc_simulator::fixture::write_ipa(
         &ipa,
-        &flightdeck::artifact::fixture::AppSpec::new(
+        &asc_simulator::fixture::AppSpec::new(
             "com.evil\n::set-env name=X::1 ##[add-path]/x",
             "1.0",
             "1",

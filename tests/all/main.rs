@@ -3,8 +3,10 @@
 
 mod cli;
 mod integrations;
+mod layout;
 mod nasty_artifacts;
 mod parsers;
+mod pipeline_file;
 mod reliability;
 mod secrets;
 mod sim_routes;

@@ -2,7 +2,7 @@
 //! proptest for a bounded number of cases: arbitrary bytes, and valid inputs
 //! with random edits and truncations. Each must end without a panic.
 
-use flightdeck::artifact::fixture::{AppSpec, write_ipa, write_pkg};
+use asc_simulator::fixture::{AppSpec, write_ipa, write_pkg};
 use flightdeck::fuzzing;
 use proptest::prelude::*;
 use std::sync::OnceLock;

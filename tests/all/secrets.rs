@@ -274,9 +274,9 @@ impl Run {
 
     fn ipa(&self, name: &str, build: &str) -> String {
         let p = self.dir.join(name);
-        let mut spec = flightdeck::artifact::fixture::AppSpec::new(BUNDLE, "3.0", build);
+        let mut spec = asc_simulator::fixture::AppSpec::new(BUNDLE, "3.0", build);
         spec.payload_bytes = 20_000;
-        flightdeck::artifact::fixture::write_ipa(&p, &spec).unwrap();
+        asc_simulator::fixture::write_ipa(&p, &spec).unwrap();
         p.to_string_lossy().into_owned()
     }
 

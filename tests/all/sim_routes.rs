@@ -2,10 +2,10 @@
 //! request and response checked against Apple's schemas by the simulator.
 
 use crate::support::*;
+use asc_simulator::openapi::Spec;
 use flightdeck::api::models::*;
 use flightdeck::api::resources as r;
 use flightdeck::api::{ApiErrorKind, Idempotency};
-use flightdeck::simulator::openapi::Spec;
 use serde_json::json;
 
 #[tokio::test]

@@ -1,13 +1,13 @@
 //! Test harness: a simulator with a fresh key, a client with fast retries, a
 //! reporter whose output can be read back, and artifact fixtures.
 
+use asc_simulator::fixture::{AppSpec, write_ipa};
+use asc_simulator::{self as simulator, Handle, SimConfig};
 use flightdeck::api::Client;
 use flightdeck::api::retry::RetryPolicy;
-use flightdeck::artifact::fixture::{AppSpec, write_ipa};
 use flightdeck::auth::{Clock, Issuer, SystemClock, TokenSource, key};
 use flightdeck::ci::{Paths, Platform, Reporter};
 use flightdeck::context::Ctx;
-use flightdeck::simulator::{self, Handle, SimConfig};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 pub const KEY_ID: &str = "TEST123456";
 pub const ISSUER: &str = "57246542-96fe-1a63-e053-0824d011072a";
-pub const APP_ID: &str = flightdeck::simulator::state::DEMO_APP_ID;
-pub const BUNDLE: &str = flightdeck::simulator::state::DEMO_BUNDLE_ID;
+pub const APP_ID: &str = asc_simulator::state::DEMO_APP_ID;
+pub const BUNDLE: &str = asc_simulator::state::DEMO_BUNDLE_ID;
 
 #[derive(Clone, Default)]
 pub struct Buf(pub Arc<Mutex<Vec<u8>>>);

@@ -2,10 +2,10 @@
 //! duplicate build numbers, bad artifacts.
 
 use crate::support::*;
+use asc_simulator::faults::{Fault, Faults, Scope};
 use flightdeck::api::models::Platform;
 use flightdeck::api::resources as r;
 use flightdeck::plan::{AppRef, ChecksumAlgorithm, UploadPlan};
-use flightdeck::simulator::faults::{Fault, Faults, Scope};
 use flightdeck::upload;
 use std::path::Path;
 
@@ -13,7 +13,7 @@ pub fn plan(file: &Path) -> UploadPlan {
     UploadPlan::for_file(file)
 }
 
-fn uploads(env: &Env) -> Vec<flightdeck::simulator::state::Upload> {
+fn uploads(env: &Env) -> Vec<asc_simulator::state::Upload> {
     env.sim().lock().uploads.values().cloned().collect()
 }
 
@@ -101,10 +101,10 @@ async fn md5_checksum_when_asked_and_pkg_uploads() {
     let env = start().await;
     let ctx = env.ctx();
     let pkg = env.path("Mac.pkg");
-    let mut spec = flightdeck::artifact::fixture::AppSpec::new(BUNDLE, "4.0", "1");
-    spec.platform = Platform::MacOs;
+    let mut spec = asc_simulator::fixture::AppSpec::new(BUNDLE, "4.0", "1");
+    spec.platform = asc_simulator::fixture::Platform::MacOs;
     spec.payload_bytes = 300_000;
-    flightdeck::artifact::fixture::write_pkg(&pkg, &spec).unwrap();
+    asc_simulator::fixture::write_pkg(&pkg, &spec).unwrap();
     let done = upload::run(
         &ctx,
         &UploadPlan {
@@ -375,9 +375,9 @@ async fn bad_artifacts_exit_2_with_nothing_created() {
     }
     assert!(uploads(&env).is_empty(), "nothing was created");
     let other_app = env.path("Other.ipa");
-    flightdeck::artifact::fixture::write_ipa(
+    asc_simulator::fixture::write_ipa(
         &other_app,
-        &flightdeck::artifact::fixture::AppSpec::new("com.unknown.app", "1.0", "1"),
+        &asc_simulator::fixture::AppSpec::new("com.unknown.app", "1.0", "1"),
     )
     .unwrap();
     let e = upload::run(&ctx, &plan(&other_app)).await.unwrap_err();

@@ -2,11 +2,11 @@
 
 use crate::support::*;
 use crate::upload::plan;
+use asc_simulator::faults::Faults;
 use flightdeck::api::models::Platform;
 use flightdeck::api::resources as r;
 use flightdeck::plan::{Register, WaitPlan, WaitTarget, WebhookListen};
 use flightdeck::secret::Secret;
-use flightdeck::simulator::faults::Faults;
 use flightdeck::wait::{self, Target};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

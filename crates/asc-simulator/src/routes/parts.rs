@@ -3,9 +3,9 @@
 //! length required, the bytes written at the part's offset, an ETag back.
 
 use super::{Q, S};
-use crate::simulator::faults::{Fault, Scope};
-use crate::simulator::jsonapi::param;
-use crate::simulator::state::part_signature;
+use crate::faults::{Fault, Scope};
+use crate::jsonapi::param;
+use crate::state::part_signature;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
@@ -28,7 +28,7 @@ pub async fn put(
 ) -> Response {
     let path = format!("/_upload/{file_id}/{part}");
     let resp = put_part(&sim, &file_id, part, &q, &headers, body).await;
-    sim.lock().log.push(crate::simulator::state::Logged {
+    sim.lock().log.push(crate::state::Logged {
         method: "PUT".into(),
         path,
         status: resp.status().as_u16(),
@@ -54,7 +54,7 @@ async fn put_part(
     sim: &S,
     file_id: &str,
     part: u64,
-    q: &crate::simulator::jsonapi::Query,
+    q: &crate::jsonapi::Query,
     headers: &HeaderMap,
     body: Body,
 ) -> Response {

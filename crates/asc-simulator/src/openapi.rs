@@ -1,5 +1,5 @@
 //! Validation against Apple's OpenAPI schemas (the slice vendored in
-//! `spec/asc-openapi.json` by `scripts/vendor-spec.py`).
+//! the repository's `spec/asc-openapi.json` by `scripts/vendor-spec.py`).
 //!
 //! Strict: an object property the schema does not declare is a violation, so
 //! a misspelt attribute (`sourceFileChecksum` for `sourceFileChecksums`) fails
@@ -11,7 +11,7 @@
 use serde_json::Value;
 use std::sync::OnceLock;
 
-const EMBEDDED: &str = include_str!("../../spec/asc-openapi.json");
+const EMBEDDED: &str = include_str!("../../../spec/asc-openapi.json");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {

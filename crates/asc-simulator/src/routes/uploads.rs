@@ -1,21 +1,22 @@
 //! Build uploads and their files: create, reserve (upload operations), commit.
 
 use super::{Id, Q, S, body, related};
-use crate::simulator::jsonapi::{self, conflict, filter, not_found, page, param};
-use crate::simulator::state::{FileRec, Part, Upload, uuid};
+use crate::ids::uuid;
+use crate::jsonapi::{self, conflict, filter, not_found, page, param};
+use crate::state::{FileRec, Part, Upload};
 use axum::body::Bytes;
 use axum::response::Response;
 use serde_json::Value;
 
-fn includes(q: &crate::simulator::jsonapi::Query) -> Vec<String> {
+fn includes(q: &crate::jsonapi::Query) -> Vec<String> {
     param(q, "include")
         .map(|v| v.split(',').map(str::to_string).collect())
         .unwrap_or_default()
 }
 
 fn with_included(
-    sim: &crate::simulator::Sim,
-    st: &crate::simulator::state::State,
+    sim: &crate::Sim,
+    st: &crate::state::State,
     u: &Upload,
     inc: &[String],
 ) -> Vec<Value> {
@@ -358,7 +359,7 @@ pub async fn commit(sim: S, id: Id, bytes: Bytes) -> Response {
             u.state = "PROCESSING".into();
             u.uploaded = Some(now);
         }
-        crate::simulator::processing::start(sim.0.clone(), upload_id, file_id);
+        crate::processing::start(sim.0.clone(), upload_id, file_id);
     }
     let Some(f) = st.files.get(&*id) else {
         return not_found("buildUploadFiles", &id);

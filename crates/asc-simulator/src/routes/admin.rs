@@ -2,8 +2,8 @@
 //! add apps, force processing results. Not part of Apple's API.
 
 use super::S;
-use crate::simulator::faults::Faults;
-use crate::simulator::jsonapi::json_response;
+use crate::faults::Faults;
+use crate::jsonapi::json_response;
 use axum::Json;
 use axum::response::Response;
 use serde::Deserialize;
@@ -45,7 +45,7 @@ pub async fn seed_feedback(sim: S, Json(s): Json<SeedFeedback>) -> Response {
     };
     let mut ids = Vec::new();
     for _ in 0..s.crashes {
-        ids.push(crate::simulator::processing::add_feedback(
+        ids.push(crate::processing::add_feedback(
             &mut st,
             &app,
             &s.build_id,
@@ -54,7 +54,7 @@ pub async fn seed_feedback(sim: S, Json(s): Json<SeedFeedback>) -> Response {
         ));
     }
     for _ in 0..s.screenshots {
-        ids.push(crate::simulator::processing::add_feedback(
+        ids.push(crate::processing::add_feedback(
             &mut st,
             &app,
             &s.build_id,

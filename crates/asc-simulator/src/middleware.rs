@@ -14,6 +14,11 @@ use axum::response::Response;
 use serde_json::Value;
 use std::sync::Arc;
 
+/// The audience Apple requires in App Store Connect API tokens.
+const AUDIENCE: &str = "appstoreconnect-v1";
+/// Apple's longest accepted token lifetime (`exp - iat`): 20 minutes.
+const MAX_LIFETIME_SECS: i64 = 20 * 60;
+
 const NOT_AUTHORIZED_DETAIL: &str = "Provide a properly configured and signed bearer token, and make sure that it has not expired. Learn more about Generating Tokens for API Requests https://developer.apple.com/go/?id=api-generating-tokens";
 
 pub async fn api(
@@ -157,7 +162,7 @@ fn verify(sim: &Sim, req: &Request) -> Result<String, String> {
     let key = jsonwebtoken::DecodingKey::from_ec_pem(cfg.public_key_pem.as_bytes())
         .map_err(|e| format!("simulator key: {e}"))?;
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    v.set_audience(&[crate::auth::AUDIENCE]);
+    v.set_audience(&[AUDIENCE]);
     v.validate_exp = false;
     v.required_spec_claims = ["aud".to_string()].into_iter().collect();
     let claims = jsonwebtoken::decode::<Value>(token, &key, &v)
@@ -171,7 +176,7 @@ fn verify(sim: &Sim, req: &Request) -> Result<String, String> {
     if exp <= now {
         return Err(format!("token expired {}s ago", now - exp));
     }
-    if exp - iat > crate::auth::MAX_LIFETIME_SECS {
+    if exp - iat > MAX_LIFETIME_SECS {
         return Err(format!("token lifetime {}s exceeds 20 minutes", exp - iat));
     }
     if iat > now + 60 {

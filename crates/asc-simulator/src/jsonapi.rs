@@ -18,7 +18,7 @@ pub fn error_at(
     source: Option<Value>,
 ) -> Response {
     let mut e = json!({
-        "id": crate::simulator::state::uuid(),
+        "id": crate::ids::uuid(),
         "status": status.to_string(),
         "code": code,
         "title": title,
@@ -107,7 +107,7 @@ pub fn page(
         }
         let qs: Vec<String> = pairs
             .iter()
-            .map(|(k, v)| format!("{k}={}", crate::api::client::encode(v)))
+            .map(|(k, v)| format!("{k}={}", encode(v)))
             .collect();
         if qs.is_empty() {
             format!("{base_url}{path}")
@@ -151,4 +151,29 @@ pub fn sparse(mut resource: Value, fields: Option<&Vec<String>>) -> Value {
         }
     }
     resource
+}
+
+/// Percent-encode a query value (RFC 3986 unreserved characters stay), for
+/// the `links` the simulator writes.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_keeps_unreserved_and_escapes_the_rest() {
+        assert_eq!(encode("aZ09-_.~"), "aZ09-_.~");
+        assert_eq!(encode("a b,c[d]/é"), "a%20b%2Cc%5Bd%5D%2F%C3%A9");
+    }
 }

@@ -9,8 +9,15 @@
 //! keeps a per-key hourly request budget, serves presigned-style upload part
 //! URLs, processes uploads for real (opening the .ipa/.pkg), delivers signed
 //! webhooks, and injects faults chosen by a seed.
+//!
+//! It imports nothing from flightdeck (the compiler enforces it: this crate
+//! does not depend on it): its own archive reader, JSON:API encoding and JWT
+//! checks, so a bug on one side cannot hide behind the same code on the other.
 
+mod archive;
 pub mod faults;
+pub mod fixture;
+mod ids;
 pub mod jsonapi;
 pub mod link;
 mod middleware;
@@ -210,7 +217,7 @@ pub async fn spawn(config: SimConfig, listen: SocketAddr) -> std::io::Result<Han
         }),
         base_url: base_url.clone(),
         spool: guard.path().to_path_buf(),
-        url_secret: crate::secret::random_hex(16).expose().to_string(),
+        url_secret: ids::random_hex(16),
         link,
         clock_offset: AtomicI64::new(0),
         http: reqwest::Client::builder()

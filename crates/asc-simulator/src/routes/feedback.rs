@@ -1,7 +1,7 @@
 //! TestFlight feedback: crash and screenshot submissions, crash logs, images.
 
 use super::{Id, Q, S};
-use crate::simulator::jsonapi::{self, filter, not_found, page, param};
+use crate::jsonapi::{self, filter, not_found, page, param};
 use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;

@@ -2,7 +2,8 @@
 //! hmacsha256=<hex>` over the raw body, Apple's envelope).
 
 use super::Sim;
-use super::state::{Delivery, EventRec, uuid};
+use super::ids::uuid;
+use super::state::{Delivery, EventRec};
 use serde_json::{Value, json};
 use std::sync::Arc;
 

@@ -1,25 +1,9 @@
 //! The simulator's records and how each renders as an Apple resource.
 
-use super::jsonapi::to_one;
+use crate::ids::uuid;
+use crate::jsonapi::to_one;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-
-pub fn uuid() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
 
 pub fn ts(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")

@@ -1,9 +1,10 @@
 //! Webhook management: CRUD, deliveries, redelivery, ping.
 
 use super::{Id, Q, S, body, related};
-use crate::simulator::jsonapi::{self, conflict, filter, not_found, page, param};
-use crate::simulator::state::{EventRec, Hook, uuid};
-use crate::simulator::webhooks;
+use crate::ids::uuid;
+use crate::jsonapi::{self, conflict, filter, not_found, page, param};
+use crate::state::{EventRec, Hook};
+use crate::webhooks;
 use axum::body::Bytes;
 use axum::response::Response;
 use serde_json::json;
@@ -207,7 +208,7 @@ pub async fn ping(sim: S, bytes: Bytes) -> Response {
     let event_id = uuid();
     let now = sim.now();
     let payload = json!({"data": {"type": "webhookPingCreated", "id": event_id, "version": 1,
-                                  "attributes": {"timestamp": crate::simulator::state::ts(now)}}})
+                                  "attributes": {"timestamp": crate::state::ts(now)}}})
     .to_string();
     sim.lock().events.insert(
         event_id.clone(),

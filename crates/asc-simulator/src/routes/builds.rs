@@ -1,6 +1,6 @@
 use super::{Id, Q, S, body};
-use crate::simulator::jsonapi::{self, conflict, filter, not_found, page, param};
-use crate::simulator::state::BuildRec;
+use crate::jsonapi::{self, conflict, filter, not_found, page, param};
+use crate::state::BuildRec;
 use axum::body::Bytes;
 use axum::response::Response;
 use serde_json::Value;
@@ -10,8 +10,8 @@ fn version_key(v: &str) -> Vec<u64> {
 }
 
 fn included(
-    sim: &crate::simulator::Sim,
-    st: &crate::simulator::state::State,
+    sim: &crate::Sim,
+    st: &crate::state::State,
     b: &BuildRec,
     q: &jsonapi::Query,
 ) -> Vec<Value> {

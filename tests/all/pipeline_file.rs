@@ -1,6 +1,10 @@
-use super::*;
-use crate::config::env::Env;
-use crate::plan::{self, Step};
+//! The pipeline file end to end without I/O: YAML (`spec`) into a plan
+//! (`plan`), its rendering, and located errors. An integration test because
+//! it spans two modules (keeping `spec` free of a dependency on `plan`).
+
+use flightdeck::config::env::Env;
+use flightdeck::plan::{self, Step};
+use flightdeck::spec::*;
 
 const GOOD: &str = r#"version: 1
 app: { bundle-id: com.example.app }

@@ -1,9 +1,10 @@
 //! Beta groups, What to Test notes, beta review, beta details, notifications.
 
 use super::{Id, Q, S, body, related};
-use crate::simulator::jsonapi::{self, conflict, not_found, page};
-use crate::simulator::state::{Localization, Submission, uuid};
-use crate::simulator::webhooks;
+use crate::ids::uuid;
+use crate::jsonapi::{self, conflict, not_found, page};
+use crate::state::{Localization, Submission};
+use crate::webhooks;
 use axum::body::Bytes;
 use axum::response::Response;
 use serde_json::json;
@@ -187,7 +188,7 @@ pub async fn submit(sim: S, bytes: Bytes) -> Response {
             b.external_state = "WAITING_FOR_BETA_REVIEW".into();
         }
         let r = json!({"type": "betaAppReviewSubmissions", "id": s.id,
-            "attributes": {"betaReviewState": s.state, "submittedDate": crate::simulator::state::ts(now)},
+            "attributes": {"betaReviewState": s.state, "submittedDate": crate::state::ts(now)},
             "relationships": {"build": {"data": {"type": "builds", "id": build_id}}},
             "links": {"self": format!("{}/v1/betaAppReviewSubmissions/{}", sim.base_url, s.id)}});
         let id = s.id.clone();
@@ -212,7 +213,7 @@ pub async fn submit(sim: S, bytes: Bytes) -> Response {
                 &sim2,
                 &app_id,
                 "BUILD_BETA_DETAIL_EXTERNAL_BUILD_STATE_UPDATED",
-                json!({"newExternalBuildState": "BETA_APPROVED", "oldExternalBuildState": "WAITING_FOR_BETA_REVIEW", "timestamp": crate::simulator::state::ts(sim2.now())}),
+                json!({"newExternalBuildState": "BETA_APPROVED", "oldExternalBuildState": "WAITING_FOR_BETA_REVIEW", "timestamp": crate::state::ts(sim2.now())}),
                 Some(("buildBetaDetails", &bid)),
             );
         });

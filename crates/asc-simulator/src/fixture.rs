@@ -1,8 +1,9 @@
 //! Writes small but real artifacts: an `.ipa` (zip with an XML or binary
 //! Info.plist and a payload) and a `.pkg` (XAR with a zlib TOC and a
-//! PackageInfo). Used by `flightdeck demo`, the tests and the benchmark.
+//! PackageInfo). Used by `flightdeck demo`, the tests and the benchmarks; the
+//! simulator's own reader (`archive`) is tested against it too.
 
-use crate::api::models::Platform;
+pub use crate::archive::Platform;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -47,7 +48,7 @@ impl AppSpec {
             Platform::TvOs => ("appletvos", 3),
             Platform::VisionOs => ("xros", 7),
             Platform::MacOs => ("macosx", 2),
-            _ => ("iphoneos", 1),
+            Platform::Ios => ("iphoneos", 1),
         };
         d.insert("DTPlatformName".into(), platform.into());
         d.insert(

@@ -4,7 +4,8 @@
 //! Apple-style state errors. Each transition is announced by webhook.
 
 use super::Sim;
-use super::state::{BuildRec, Feedback, uuid};
+use super::ids::uuid;
+use super::state::{BuildRec, Feedback};
 use super::webhooks;
 use std::io::Read;
 use std::sync::Arc;
@@ -110,7 +111,7 @@ fn verify(job: &Job) -> Result<Option<bool>, Vec<(String, String)>> {
             ));
         }
     }
-    let a = crate::artifact::inspect(&job.spool).map_err(|e| {
+    let a = crate::archive::read(&job.spool).map_err(|e| {
         err(
             "INVALID_BINARY",
             format!("The uploaded file is not a valid app archive: {e}"),

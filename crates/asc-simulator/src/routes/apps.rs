@@ -1,5 +1,5 @@
 use super::{Id, Q, S};
-use crate::simulator::jsonapi::{self, fields, filter, page};
+use crate::jsonapi::{self, fields, filter, page};
 use axum::response::Response;
 
 pub async fn list(sim: S, q: Q) -> Response {

@@ -1,17 +1,15 @@
 //! `flightdeck demo`: the whole pipeline (upload, wait by webhook, TestFlight,
 //! feedback) against the embedded simulator, with the progress, summary and
-//! outputs a user sees in CI. And `flightdeck simulator`, the same simulator
-//! as a standalone server for rehearsing pipelines locally.
+//! outputs a user sees in CI.
 
+use super::report::Report;
+use super::{build_ctx, load_plan};
 use crate::auth::{Issuer, key};
 use crate::ci::Reporter;
-use crate::cli::SimulatorArgs;
-use crate::commands::{Report, build_ctx, load_plan};
 use crate::config::env::Env;
 use crate::config::{Credentials, Settings};
 use crate::error::Error;
-use crate::simulator::{self, SimConfig, faults::Faults};
-use base64::Engine;
+use asc_simulator::{self as simulator, SimConfig};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,22 +67,23 @@ pub async fn run(
     cfg.seed_feedback = true;
     let sim = simulator::spawn(cfg, "127.0.0.1:0".parse().expect("an address"))
         .await
-        .map_err(|e| Error::input(format!("cannot start the simulator: {e}")))?;
+        .map_err(|e| Error::io("start", "the simulator", e))?;
     reporter.line(&format!(
         "flightdeck demo: App Store Connect simulator on {}",
         sim.base_url
     ));
-    let dir = std::path::absolute("flightdeck-demo").map_err(|e| Error::input(e.to_string()))?;
+    let dir = std::path::absolute("flightdeck-demo")
+        .map_err(|e| Error::io("resolve", "flightdeck-demo", e))?;
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", dir.display(), e))?;
     let mut app =
-        crate::artifact::fixture::AppSpec::new(simulator::state::DEMO_BUNDLE_ID, "1.0.0", "1");
+        asc_simulator::fixture::AppSpec::new(simulator::state::DEMO_BUNDLE_ID, "1.0.0", "1");
     app.payload_bytes = 3 * 1024 * 1024;
-    crate::artifact::fixture::write_ipa(&dir.join("Example.ipa"), &app)
-        .map_err(|e| Error::input(e.to_string()))?;
+    asc_simulator::fixture::write_ipa(&dir.join("Example.ipa"), &app)
+        .map_err(|e| Error::io("write", "Example.ipa", e))?;
     let pipeline = dir.join("flightdeck.yml");
-    std::fs::write(&pipeline, pipeline_yaml(&dir)).map_err(|e| Error::input(e.to_string()))?;
+    std::fs::write(&pipeline, pipeline_yaml(&dir))
+        .map_err(|e| Error::io("write", pipeline.display(), e))?;
     reporter.line(&format!(
         "wrote {} and {}",
         dir.join("Example.ipa").display(),
@@ -94,7 +93,7 @@ pub async fn run(
     let settings = Settings::with_credentials(&sim.base_url, creds);
     let plan = load_plan(&pipeline, env, &settings)?;
     let ctx = build_ctx(&settings, reporter.clone(), cancel)?;
-    let result = crate::pipeline::execute(&ctx, &plan, &settings, &mut report.rows).await;
+    let result = super::run::execute(&ctx, &plan, &settings, report).await;
     let violations = sim.sim.violations();
     sim.stop().await;
     result?;
@@ -114,7 +113,7 @@ pub async fn run(
 
 /// Write a file only its owner can read (it holds a private key); it appears
 /// complete or not at all.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(super) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
@@ -123,55 +122,4 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     opts.open(&tmp)?.write_all(text.as_bytes())?;
     std::fs::rename(&tmp, path)
-}
-
-/// `flightdeck simulator`: serve until cancelled, with a generated key written to an env file.
-pub async fn simulator(
-    a: &SimulatorArgs,
-    reporter: &Arc<Reporter>,
-    cancel: CancellationToken,
-) -> Result<(), Error> {
-    let (private, public) = key::generate();
-    let mut cfg = SimConfig::new(DEMO_KEY_ID, Some(DEMO_ISSUER), &public);
-    cfg.part_size = a.part_size.max(1024);
-    cfg.processing_delay = crate::config::duration::parse(&a.processing_delay)
-        .map_err(|e| Error::input(format!("--processing-delay: {e}")))?;
-    cfg.seed_feedback = a.seed_feedback;
-    cfg.link_bytes_per_sec = a
-        .bandwidth
-        .as_deref()
-        .map(simulator::link::parse_rate)
-        .transpose()
-        .map_err(|e| Error::input(format!("--bandwidth: {e}")))?;
-    if let Some(f) = &a.faults {
-        cfg.faults = serde_json::from_str::<Faults>(f)
-            .map_err(|e| Error::input(format!("--faults: {e}")))?;
-    }
-    let addr = a.listen.parse().map_err(|_| {
-        Error::input(format!(
-            "--listen: {:?} is not an address like 127.0.0.1:4010",
-            a.listen
-        ))
-    })?;
-    let sim = simulator::spawn(cfg, addr)
-        .await
-        .map_err(|e| Error::input(format!("cannot listen on {}: {e}", a.listen)))?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(private.expose());
-    let env = format!(
-        "ASC_API_BASE_URL={}\nASC_KEY_ID={DEMO_KEY_ID}\nASC_ISSUER_ID={DEMO_ISSUER}\nASC_PRIVATE_KEY={b64}\n",
-        sim.base_url
-    );
-    write_private(&a.write_env, &env)
-        .map_err(|e| Error::input(format!("cannot write {}: {e}", a.write_env.display())))?;
-    reporter.line(&format!(
-        "App Store Connect simulator on {} (app {} = {}); credentials in {}: `set -a; . {}; set +a`",
-        sim.base_url,
-        simulator::state::DEMO_APP_ID,
-        simulator::state::DEMO_BUNDLE_ID,
-        a.write_env.display(),
-        a.write_env.display()
-    ));
-    cancel.cancelled().await;
-    sim.stop().await;
-    Ok(())
 }

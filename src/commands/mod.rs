@@ -70,7 +70,7 @@ pub async fn main(
         .as_ref()
         .map(|s| s.ci_paths.clone())
         .unwrap_or_else(|_| config::ci_paths(&env));
-    let reporter = Arc::new(Reporter::new(platform, paths, err));
+    let reporter = Arc::new(Reporter::new(platform, paths, err).on_mask(crate::secret::register));
     mask_secrets(&reporter, &env, settings.as_ref().ok());
     let mut report = Report::default();
     let result = match &settings {

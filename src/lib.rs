@@ -26,6 +26,8 @@ pub mod context;
 pub mod doctor;
 pub mod error;
 pub mod feedback;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod init;
 pub mod outcome;
 pub mod plan;

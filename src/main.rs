@@ -34,7 +34,8 @@ struct Neutral;
 
 impl std::io::Write for Neutral {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let safe = flightdeck::ci::neutralize(&String::from_utf8_lossy(buf));
+        let text = flightdeck::secret::redact(&String::from_utf8_lossy(buf));
+        let safe = flightdeck::ci::neutralize(&text);
         std::io::stderr().write_all(safe.as_bytes())?;
         Ok(buf.len())
     }

@@ -14,19 +14,44 @@ pub struct GitLab {
 }
 
 impl GitLab {
+    /// Starts this run's reports empty, so a run that fails early (or is
+    /// killed) never leaves a previous run's outputs looking current.
     pub fn new(paths: Paths) -> Self {
         Self::with_clock(paths, now)
     }
 
     /// With a fixed clock, so tests can check the exact section lines.
     pub fn with_clock(paths: Paths, clock: fn() -> i64) -> Self {
-        Self {
+        let gl = Self {
             paths,
             outputs: BTreeMap::new(),
             sections: Vec::new(),
             counter: 0,
             clock,
+        };
+        if let Err(e) = gl.write_dotenv().and_then(|_| gl.write_code_quality(&[])) {
+            tracing::warn!("cannot reset the GitLab reports: {e}");
         }
+        gl
+    }
+
+    /// Rewrite the whole dotenv file: valid at every moment, last value wins.
+    fn write_dotenv(&self) -> io::Result<()> {
+        if self.paths.gitlab_dotenv.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let tmp = self.paths.gitlab_dotenv.with_extension("env.tmp");
+        std::fs::write(&tmp, dotenv(&self.outputs))?;
+        std::fs::rename(&tmp, &self.paths.gitlab_dotenv)
+    }
+
+    fn write_code_quality(&self, annotations: &[Annotation]) -> io::Result<()> {
+        if self.paths.gitlab_codequality.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let report = serde_json::to_string_pretty(&code_quality(annotations))
+            .unwrap_or_else(|_| "[]".into());
+        std::fs::write(&self.paths.gitlab_codequality, report)
     }
 }
 
@@ -148,10 +173,7 @@ impl Backend for GitLab {
 
     fn output(&mut self, _out: &mut dyn Write, name: &str, value: &str) -> io::Result<()> {
         self.outputs.insert(name.to_string(), value.to_string());
-        // Rewrite the whole file each time: valid at every moment, last value wins.
-        let tmp = self.paths.gitlab_dotenv.with_extension("env.tmp");
-        std::fs::write(&tmp, dotenv(&self.outputs))?;
-        std::fs::rename(&tmp, &self.paths.gitlab_dotenv)
+        self.write_dotenv()
     }
 
     fn finish(
@@ -161,9 +183,8 @@ impl Backend for GitLab {
         annotations: &[Annotation],
         _json: &str,
     ) -> io::Result<()> {
-        let report = serde_json::to_string_pretty(&code_quality(annotations))
-            .unwrap_or_else(|_| "[]".into());
-        std::fs::write(&self.paths.gitlab_codequality, report)
+        self.write_dotenv()?;
+        self.write_code_quality(annotations)
     }
 
     fn final_error(&mut self, out: &mut dyn Write, message: &str) -> io::Result<()> {
@@ -214,6 +235,24 @@ mod tests {
         assert_eq!(
             dotenv(&o),
             "FLIGHTDECK_BUILD_ID=a b\nFLIGHTDECK_VERSION=1.0 $$HOME\n"
+        );
+    }
+
+    #[test]
+    fn a_new_run_starts_with_empty_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            gitlab_dotenv: dir.path().join("flightdeck.env"),
+            gitlab_codequality: dir.path().join("gl-code-quality-report.json"),
+            ..Paths::default()
+        };
+        std::fs::write(&paths.gitlab_dotenv, "FLIGHTDECK_BUILD_UPLOAD_ID=old\n").unwrap();
+        std::fs::write(&paths.gitlab_codequality, "[{\"old\":1}]").unwrap();
+        let _r = Reporter::new(Platform::GitLab, paths.clone(), Box::new(Buf::default()));
+        assert_eq!(std::fs::read_to_string(&paths.gitlab_dotenv).unwrap(), "");
+        assert_eq!(
+            std::fs::read_to_string(&paths.gitlab_codequality).unwrap(),
+            "[]"
         );
     }
 

@@ -152,6 +152,9 @@ struct Inner {
     backend: Box<dyn Backend>,
     out: Box<dyn Write + Send>,
     secrets: Vec<String>,
+    /// Also told every masked value (the command layer passes the process-wide
+    /// log redaction, `secret::register`; `ci` itself imports nothing).
+    on_mask: Option<fn(&str)>,
     outputs: BTreeMap<String, String>,
     annotations: Vec<Annotation>,
     emitted: BTreeMap<Level, usize>,
@@ -195,6 +198,7 @@ impl Reporter {
                 backend,
                 out,
                 secrets: Vec::new(),
+                on_mask: None,
                 outputs: BTreeMap::new(),
                 annotations: Vec::new(),
                 emitted: BTreeMap::new(),
@@ -202,6 +206,13 @@ impl Reporter {
                 sections: Vec::new(),
             }),
         }
+    }
+
+    /// Call `hook` with every value masked from now on (e.g. so the log
+    /// writer redacts it too).
+    pub fn on_mask(self, hook: fn(&str)) -> Self {
+        self.lock().on_mask = Some(hook);
+        self
     }
 
     pub fn platform(&self) -> Platform {
@@ -230,6 +241,9 @@ impl Reporter {
                 .map(str::to_string),
         );
         for p in pieces {
+            if let Some(hook) = inner.on_mask {
+                hook(&p);
+            }
             if !inner.secrets.contains(&p) {
                 let _ = inner.backend.mask(&mut inner.out, &p);
                 inner.secrets.push(p);
@@ -448,6 +462,26 @@ pub mod tests {
     #[test]
     fn env_names() {
         assert_eq!(env_name("build-upload-id"), "FLIGHTDECK_BUILD_UPLOAD_ID");
+    }
+
+    #[test]
+    fn every_masked_value_reaches_the_on_mask_hook() {
+        static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        fn record(v: &str) {
+            SEEN.lock().unwrap().push(v.to_string());
+        }
+        let r = Reporter::new(Platform::Local, Paths::default(), Box::new(Buf::default()))
+            .on_mask(record);
+        r.mask("abc");
+        r.mask("first-line-value\nsecond-line-value");
+        assert_eq!(
+            *SEEN.lock().unwrap(),
+            [
+                "first-line-value\nsecond-line-value",
+                "first-line-value",
+                "second-line-value"
+            ]
+        );
     }
 
     #[test]

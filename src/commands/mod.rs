@@ -99,8 +99,8 @@ pub async fn main(
     let paths = settings
         .as_ref()
         .map(|s| s.ci_paths.clone())
-        .unwrap_or_default();
-    let reporter = Arc::new(Reporter::new(platform, paths, err));
+        .unwrap_or_else(|_| config::ci_paths(&env));
+    let reporter = Arc::new(Reporter::new(platform, paths, err).on_mask(crate::secret::register));
     mask_secrets(&reporter, &env, settings.as_ref().ok());
     if let Ok(s) = &settings
         && !offline(&cli.command)

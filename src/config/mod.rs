@@ -186,7 +186,9 @@ impl Settings {
     }
 }
 
-fn ci_paths(env: &Env) -> ci::Paths {
+/// Where the CI files go; also used when the rest of the settings are invalid,
+/// so a failed run still replaces the previous run's files.
+pub fn ci_paths(env: &Env) -> ci::Paths {
     ci::Paths {
         github_output: env.get("GITHUB_OUTPUT").map(PathBuf::from),
         github_step_summary: env.get("GITHUB_STEP_SUMMARY").map(PathBuf::from),

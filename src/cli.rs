@@ -172,21 +172,28 @@ pub struct WaitArgs {
 
 #[derive(Debug, Args)]
 pub struct TestflightArgs {
+    /// The build to distribute (the `build-id` output of `wait` or `upload --wait`).
     #[arg(long)]
     pub build: String,
-    /// Beta group name (repeatable).
+    /// Beta group to add the build to, by name (any case) or id (repeatable).
     #[arg(long = "group")]
     pub groups: Vec<String>,
-    /// What to Test notes.
-    #[arg(long)]
+    /// What to Test notes for --locale (default: WhatToTest.<locale>.txt files in TestFlight/).
+    #[arg(long, conflicts_with = "whats_new_dir")]
     pub whats_new: Option<String>,
+    /// Directory of WhatToTest.<locale>.txt files (Xcode Cloud's layout), one localization each.
+    #[arg(long)]
+    pub whats_new_dir: Option<PathBuf>,
+    /// Locale of --whats-new.
     #[arg(long, default_value = "en-US")]
     pub locale: String,
+    /// Submit the build for Beta App Review (needed for external groups); a submission already made counts.
     #[arg(long)]
     pub submit_for_review: bool,
+    /// Notify the testers, unless they were already notified of this build.
     #[arg(long)]
     pub notify: bool,
-    /// Export compliance answer when the build has none.
+    /// Export compliance answer (true or false) when the build has none.
     #[arg(long)]
     pub uses_non_exempt_encryption: Option<bool>,
 }

@@ -26,6 +26,7 @@ pub mod error;
 pub mod feedback;
 pub mod outcome;
 pub mod plan;
+pub mod preflight;
 pub mod secret;
 pub mod spec;
 pub mod testflight;

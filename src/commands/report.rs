@@ -99,20 +99,54 @@ fn wait_row(w: &Waited) -> String {
 }
 
 pub fn testflight(ci: &Reporter, report: &mut Report, d: &Distributed) {
+    use crate::testflight::{Change, NoteChange};
     ci.set_output("build-id", &d.build_id);
+    ci.set_output("build-url", &d.build_url);
+    let names: Vec<&str> = d.groups.iter().map(|g| g.name.as_str()).collect();
+    ci.set_output("beta-groups", names.join(","));
+    if let Some(r) = &d.review {
+        ci.set_output("beta-review-state", &r.state);
+    }
+    let already = |c: Change| {
+        if c == Change::Already {
+            " (already)"
+        } else {
+            ""
+        }
+    };
     let mut parts = vec![format!("build {}", d.build_id)];
-    if !d.groups_added.is_empty() {
-        parts.push(format!("groups: {}", d.groups_added.join(", ")));
+    if !d.groups.is_empty() {
+        let g: Vec<String> = d
+            .groups
+            .iter()
+            .map(|g| format!("{}{}", g.name, already(g.change)))
+            .collect();
+        parts.push(format!("groups: {}", g.join(", ")));
     }
-    if !d.localizations.is_empty() {
-        parts.push(format!("notes: {}", d.localizations.join(", ")));
+    if !d.notes.is_empty() {
+        let n: Vec<String> = d
+            .notes
+            .iter()
+            .map(|n| match n.change {
+                NoteChange::Unchanged => format!("{} (unchanged)", n.locale),
+                _ => n.locale.clone(),
+            })
+            .collect();
+        parts.push(format!("notes: {}", n.join(", ")));
     }
-    if d.submitted_for_review {
-        parts.push("submitted for review".into());
+    if let Some(r) = &d.review {
+        let verb = match r.change {
+            Change::Done => "submitted for review",
+            Change::Already => "review already submitted",
+        };
+        parts.push(format!("{verb}: {}", r.state));
     }
-    if d.notified {
-        parts.push("testers notified".into());
+    match d.notified {
+        Some(Change::Done) => parts.push("testers notified".into()),
+        Some(Change::Already) => parts.push("testers already notified".into()),
+        None => {}
     }
+    parts.push(d.build_url.clone());
     report.row("testflight", parts.join("; "));
 }
 

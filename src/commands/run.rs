@@ -2,7 +2,9 @@
 //! then execute the plan, each step in order inside a CI group, feeding the
 //! next (the upload's ids to the wait, the wait's build to TestFlight and
 //! feedback). Each finished step is reported as soon as it finishes, so a
-//! cancelled run keeps the outputs it has.
+//! cancelled run keeps the outputs it has. Before the first step, one
+//! preflight checks the whole pipeline (`preflight::pipeline`); `--dry-run`
+//! stops after it.
 
 use super::Invocation;
 use super::report::{self, Report};
@@ -14,7 +16,7 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::plan::{self, BuildRef, FeedbackPlan, Plan, Step, TestFlightPlan, WaitPlan};
 use crate::upload::Uploaded;
-use crate::{feedback, spec, testflight, upload, wait};
+use crate::{feedback, preflight, spec, testflight, upload, wait};
 use std::path::{Path, PathBuf};
 
 pub(super) fn validate(
@@ -45,12 +47,19 @@ pub(super) async fn run(
     report: &mut Report,
 ) -> Result<(), Error> {
     let plan = plan_of(pipeline, inv)?;
+    let ctx = inv.ctx()?;
+    let checked = ctx.or_cancel(preflight::pipeline(&ctx, &plan)).await?;
     if dry_run {
-        inv.settings.credentials()?;
-        show(report, &plan, "dry run: nothing was called");
+        show(report, &plan, "");
+        let text = report.text.take().unwrap_or_default();
+        report.text = Some(format!(
+            "{text}{}dry run: only reads were made\n",
+            preflight::render(&checked)
+        ));
+        report.data =
+            serde_json::to_value(serde_json::json!({"plan": plan, "preflight": checked})).ok();
         return Ok(());
     }
-    let ctx = inv.ctx()?;
     execute(&ctx, &plan, inv.settings, report).await
 }
 
@@ -198,11 +207,14 @@ async fn testflight_step(
         BuildRef::Id(id) => id.clone(),
         BuildRef::Previous => previous_build(ctx, carry).await?,
     };
-    let enc = carry
-        .upload
-        .as_ref()
-        .and_then(|u| u.artifact.uses_non_exempt_encryption);
-    let d = testflight::run(ctx, t, &build, enc).await?;
+    let known = testflight::Known {
+        info_plist_encryption: carry
+            .upload
+            .as_ref()
+            .and_then(|u| u.artifact.uses_non_exempt_encryption),
+        platform: carry.upload.as_ref().map(|u| u.platform.clone()),
+    };
+    let d = testflight::run(ctx, t, &build, &known).await?;
     report::testflight(&ctx.ci, report, &d);
     Ok(())
 }

@@ -1,3 +1,6 @@
+//! Builds: list with Apple's filters, read with included relationships, and the
+//! export compliance answer (`PATCH usesNonExemptEncryption`).
+
 use super::{Id, Q, S, body};
 use crate::jsonapi::{self, conflict, filter, not_found, page, param};
 use crate::state::BuildRec;
@@ -35,7 +38,27 @@ fn included(
     if inc.contains(&"buildBetaDetail") {
         out.push(st.render_beta_detail(b, &sim.base_url));
     }
+    if inc.contains(&"betaGroups") {
+        for g in st.groups.iter().filter(|g| b.groups.contains(&g.id)) {
+            out.push(st.render_group(g, &sim.base_url));
+        }
+    }
     out
+}
+
+/// The build as rendered, with `relationships.betaGroups.data` when the groups are included.
+fn rendered(sim: &crate::Sim, st: &crate::state::State, b: &BuildRec, q: &jsonapi::Query) -> Value {
+    let mut r = st.render_build(b, &sim.base_url);
+    let wants_groups = param(q, "include").is_some_and(|v| v.split(',').any(|i| i == "betaGroups"));
+    if wants_groups {
+        let data: Vec<Value> = b
+            .groups
+            .iter()
+            .map(|id| serde_json::json!({"type": "betaGroups", "id": id}))
+            .collect();
+        r["relationships"]["betaGroups"] = serde_json::json!({ "data": data });
+    }
+    r
 }
 
 pub async fn list(sim: S, q: Q) -> Response {
@@ -46,6 +69,7 @@ pub async fn list(sim: S, q: Q) -> Response {
     let platforms = filter(&q, "preReleaseVersion.platform");
     let states = filter(&q, "processingState");
     let ids = filter(&q, "id");
+    let groups = filter(&q, "betaGroups");
     let mut builds: Vec<&BuildRec> = st
         .builds
         .values()
@@ -59,6 +83,11 @@ pub async fn list(sim: S, q: Q) -> Response {
                 .is_none_or(|v| v.contains(&b.processing_state))
         })
         .filter(|b| ids.as_ref().is_none_or(|v| v.contains(&b.id)))
+        .filter(|b| {
+            groups
+                .as_ref()
+                .is_none_or(|v| v.iter().any(|g| b.groups.contains(g)))
+        })
         .collect();
     match param(&q, "sort") {
         Some("version") => builds.sort_by_key(|b| version_key(&b.version)),
@@ -75,7 +104,7 @@ pub async fn list(sim: S, q: Q) -> Response {
                     inc.push(i);
                 }
             }
-            st.render_build(b, &sim.base_url)
+            rendered(&sim, &st, b, &q)
         })
         .collect();
     page(items, inc, &q, &sim.base_url, "/v1/builds")
@@ -86,7 +115,7 @@ pub async fn get(sim: S, id: Id, q: Q) -> Response {
     match st.builds.get(&*id) {
         Some(b) => jsonapi::document(
             200,
-            st.render_build(b, &sim.base_url),
+            rendered(&sim, &st, b, &q),
             included(&sim, &st, b, &q),
             &format!("{}/v1/builds/{}", sim.base_url, b.id),
         ),

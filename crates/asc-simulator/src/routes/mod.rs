@@ -60,7 +60,14 @@ pub fn router(sim: Arc<Sim>) -> Router {
             "/v1/builds/{id}/betaBuildLocalizations",
             get(testflight::list_localizations),
         )
-        .route("/v1/betaAppReviewSubmissions", post(testflight::submit))
+        .route(
+            "/v1/betaAppReviewSubmissions",
+            get(testflight::list_submissions).post(testflight::submit),
+        )
+        .route(
+            "/v1/builds/{id}/metrics/betaBuildUsages",
+            get(testflight::usages),
+        )
         .route(
             "/v1/builds/{id}/buildBetaDetail",
             get(testflight::beta_detail),

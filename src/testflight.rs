@@ -105,7 +105,6 @@ struct Facts {
     groups: Vec<BetaGroup>,
     notes: Vec<BetaBuildLocalization>,
     review: Option<BetaAppReviewSubmission>,
-    invites: u64,
 }
 
 async fn read(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str) -> Result<Facts, Error> {
@@ -122,10 +121,6 @@ async fn read(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str) -> Result<Facts,
         true => latest(r::list_beta_review_submissions(api, build_id).await?),
         false => None,
     };
-    let invites = match plan.notify {
-        true => r::beta_invite_count(api, build_id).await?,
-        false => 0,
-    };
     Ok(Facts {
         build,
         app_id,
@@ -133,7 +128,6 @@ async fn read(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str) -> Result<Facts,
         groups,
         notes,
         review,
-        invites,
     })
 }
 
@@ -230,7 +224,7 @@ pub async fn run(
         out.review = Some(submit_for_review(ctx, build_id, f.review.as_ref()).await?);
     }
     if plan.notify {
-        out.notified = Some(notify(ctx, build_id, f.invites).await?);
+        out.notified = Some(notify(ctx, build_id).await?);
     }
     Ok(out)
 }
@@ -449,8 +443,12 @@ async fn submit_for_review(
     Ok(ReviewOutcome { state, change })
 }
 
-/// Notify testers unless they already were (manually, or by auto-notify).
-async fn notify(ctx: &Ctx, build_id: &str, invites: u64) -> Result<Change, Error> {
+/// Notify testers unless they already were (manually, or by auto-notify when
+/// the build was just added to groups: so this is read now, not up front).
+async fn notify(ctx: &Ctx, build_id: &str) -> Result<Change, Error> {
+    let invites = r::beta_invite_count(&ctx.api, build_id)
+        .await
+        .map_err(|e| Error::from(e).context("reading whether testers were notified"))?;
     if invites > 0 {
         return Ok(Change::Already);
     }

@@ -35,7 +35,12 @@ impl Report {
 }
 
 pub fn upload(ci: &Reporter, report: &mut Report, u: &Uploaded) {
-    ci.set_output("build-upload-id", &u.build_upload_id);
+    if !u.build_upload_id.is_empty() {
+        ci.set_output("build-upload-id", &u.build_upload_id);
+    }
+    if let Some(b) = &u.build_id {
+        ci.set_output("build-id", b);
+    }
     ci.set_output("app-id", &u.app_id);
     ci.set_output("version", &u.version);
     ci.set_output("build-number", &u.build_number);
@@ -46,6 +51,21 @@ pub fn upload(ci: &Reporter, report: &mut Report, u: &Uploaded) {
 }
 
 fn upload_row(u: &Uploaded) -> String {
+    if u.reused {
+        return format!(
+            "{} {} ({}) already uploaded by an earlier run: reusing build upload {}",
+            u.version, u.build_number, u.platform, u.build_upload_id
+        );
+    }
+    if u.skipped && u.build_upload_id.is_empty() {
+        return format!(
+            "{} {} ({}) already exists as build {}",
+            u.version,
+            u.build_number,
+            u.platform,
+            u.build_id.as_deref().unwrap_or_default()
+        );
+    }
     if u.skipped {
         return format!(
             "{} {} ({}) already uploaded: build upload {}",

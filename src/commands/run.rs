@@ -146,6 +146,9 @@ async fn previous_build(ctx: &Ctx, carry: &mut Carry) -> Result<String, Error> {
         .upload
         .as_ref()
         .ok_or_else(|| Error::input("no earlier upload step produced a build"))?;
+    if let Some(b) = &u.build_id {
+        return Ok(b.clone());
+    }
     let (_, build) = r::get_build_upload(&ctx.api, &u.build_upload_id).await?;
     let b = build.ok_or_else(|| {
         Error::input(format!(
@@ -188,7 +191,16 @@ async fn wait_step(
     report: &mut Report,
 ) -> Result<(), Error> {
     let previous = carry.upload.as_ref().map(|u| u.build_upload_id.as_str());
-    let target = w.target.resolve(previous)?;
+    let target = match (
+        &w.target,
+        carry.upload.as_ref().and_then(|u| u.build_id.clone()),
+    ) {
+        // A build that exists only as a build (skip-if-exists): wait for it directly.
+        (plan::WaitTarget::PreviousUpload, Some(b)) if previous == Some("") => {
+            plan::WaitTarget::Build(b)
+        }
+        (t, _) => t.resolve(previous)?,
+    };
     let app = app_id(ctx, plan, carry).await.ok();
     let secret = settings.webhook_secret.as_ref();
     let done = wait::run(ctx, w, target, app.as_deref(), secret).await?;

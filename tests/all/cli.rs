@@ -315,8 +315,16 @@ async fn pipeline_run_dry_run_testflight_feedback_and_webhooks() {
     vars.push(("SHA".into(), "abc123".into()));
     let out = fd(&vars, &["run", "--dry-run"], env.dir.path()).await;
     assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
-    assert!(s(&out.stdout).contains("dry run: nothing was called"));
-    assert_eq!(env.sim().lock().log.len(), 0, "a dry run calls nothing");
+    let stdout = s(&out.stdout);
+    assert!(stdout.contains("dry run: only reads were made"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{BUNDLE} version 2.1 build 61 (IOS)")),
+        "the dry run shows the artifact: {stdout}"
+    );
+    assert!(
+        env.sim().lock().log.iter().all(|l| l.method == "GET"),
+        "a dry run only reads"
+    );
     let out = fd(&vars, &["--output", "json", "run"], env.dir.path()).await;
     assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

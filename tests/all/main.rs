@@ -5,6 +5,7 @@ mod cli;
 mod integrations;
 mod layout;
 mod pipeline_file;
+mod rerun;
 mod sim_routes;
 mod support;
 mod upload;

@@ -55,14 +55,16 @@ impl CiChoice {
 pub enum Command {
     /// Run a pipeline file (default flightdeck.yml, or FLIGHTDECK_PIPELINE).
     Run {
+        /// The pipeline file (default flightdeck.yml, or FLIGHTDECK_PIPELINE).
         #[arg(long)]
         pipeline: Option<PathBuf>,
-        /// Validate, resolve and print the plan; call nothing.
+        /// Preflight and print the plan: reads from App Store Connect, writes nothing.
         #[arg(long)]
         dry_run: bool,
     },
     /// Validate a pipeline file; errors carry file:line:column.
     Validate {
+        /// The pipeline file (default flightdeck.yml, or FLIGHTDECK_PIPELINE).
         #[arg(long)]
         pipeline: Option<PathBuf>,
     },
@@ -200,11 +202,13 @@ pub struct TestflightArgs {
 
 #[derive(Debug, Args)]
 pub struct FeedbackArgs {
+    /// Only feedback on this build (default: every build of the app).
     #[arg(long)]
     pub build: Option<String>,
     /// A duration (24h) or an RFC 3339 timestamp.
     #[arg(long)]
     pub since: Option<String>,
+    /// Directory the feedback is written to (one folder per item, plus index.json).
     #[arg(long, default_value = "feedback")]
     pub out: PathBuf,
     #[command(flatten)]
@@ -215,8 +219,10 @@ pub struct FeedbackArgs {
 pub struct NextArgs {
     #[command(flatten)]
     pub app: AppArgs,
+    /// Only builds of this CFBundleShortVersionString (default: every version).
     #[arg(long)]
     pub version: Option<String>,
+    /// IOS, MAC_OS, TV_OS or VISION_OS.
     #[arg(long, default_value = "IOS")]
     pub platform: String,
 }
@@ -230,21 +236,34 @@ pub enum WebhooksCmd {
     /// Change a webhook.
     Update(WebhookUpdateArgs),
     /// Delete a webhook.
-    Delete { id: String },
+    Delete {
+        /// The webhook's id (see `webhooks list`).
+        id: String,
+    },
     /// Send a test delivery.
-    Ping { id: String },
+    Ping {
+        /// The webhook's id (see `webhooks list`).
+        id: String,
+    },
     /// List deliveries (optionally only FAILED, SUCCEEDED or PENDING).
     Deliveries {
+        /// The webhook's id (see `webhooks list`).
         id: String,
-        #[arg(long)]
+        /// Only deliveries in this state: SUCCEEDED, FAILED or PENDING.
+        #[arg(long, value_parser = delivery_state)]
         state: Option<String>,
     },
     /// Send a delivery again.
-    Redeliver { delivery_id: String },
+    Redeliver {
+        /// The delivery's id (see `webhooks deliveries`).
+        delivery_id: String,
+    },
     /// Receive deliveries: verify, dedupe, log, forward.
     Listen {
+        /// Address to listen on, e.g. 0.0.0.0:8787.
         #[arg(long)]
         listen: String,
+        /// Environment variable holding the webhook secret.
         #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
         secret_env: String,
         /// Forward each verified delivery (body and signature) to this URL (repeatable).
@@ -257,36 +276,47 @@ pub enum WebhooksCmd {
 pub struct WebhookCreateArgs {
     #[command(flatten)]
     pub app: AppArgs,
+    /// A name for the webhook, shown in App Store Connect.
     #[arg(long)]
     pub name: String,
-    #[arg(long)]
+    /// Where Apple sends deliveries: an http(s) URL.
+    #[arg(long, value_parser = web_url)]
     pub url: String,
     /// Event type (repeatable), e.g. BUILD_UPLOAD_STATE_UPDATED.
     #[arg(long = "event", required = true)]
     pub events: Vec<String>,
+    /// Environment variable holding the signing secret.
     #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
     pub secret_env: String,
+    /// Create it disabled (no deliveries until enabled).
     #[arg(long)]
     pub disabled: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct WebhookUpdateArgs {
+    /// The webhook's id (see `webhooks list`).
     pub id: String,
+    /// A new name.
     #[arg(long)]
     pub name: Option<String>,
-    #[arg(long)]
+    /// A new delivery URL (http or https).
+    #[arg(long, value_parser = web_url)]
     pub url: Option<String>,
+    /// Replace the event types with these (repeatable), e.g. BUILD_UPLOAD_STATE_UPDATED.
     #[arg(long = "event")]
     pub events: Vec<String>,
+    /// Environment variable holding a new signing secret.
     #[arg(long)]
     pub secret_env: Option<String>,
+    /// Turn deliveries on (true) or off (false).
     #[arg(long)]
     pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Args)]
 pub struct SimulatorArgs {
+    /// Address to serve the simulated App Store Connect API on.
     #[arg(long, default_value = "127.0.0.1:4010")]
     pub listen: String,
     /// Write ASC_* variables for this simulator (with a generated key) to this file.
@@ -308,4 +338,27 @@ pub struct SimulatorArgs {
     /// 50MiB/s); unlimited by default.
     #[arg(long)]
     pub bandwidth: Option<String>,
+}
+
+/// Apple's `deliveryState` values (`filter[deliveryState]`), in any case.
+pub fn delivery_state(v: &str) -> Result<String, String> {
+    const STATES: [&str; 3] = ["SUCCEEDED", "FAILED", "PENDING"];
+    let up = v.trim().to_ascii_uppercase();
+    match STATES.contains(&up.as_str()) {
+        true => Ok(up),
+        false => Err(format!(
+            "not a delivery state; use one of {}",
+            STATES.join(", ")
+        )),
+    }
+}
+
+/// An absolute http(s) URL with a host, as Apple's `format: uri` for webhook URLs needs.
+pub fn web_url(v: &str) -> Result<String, String> {
+    let u = reqwest::Url::parse(v.trim())
+        .map_err(|e| format!("not a URL ({e}); use e.g. https://ci.example.com/hooks/asc"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+        return Err("use an http:// or https:// URL with a host".into());
+    }
+    Ok(v.trim().to_string())
 }

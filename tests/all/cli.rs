@@ -743,3 +743,29 @@ async fn untrusted_text_cannot_become_a_workflow_command() {
     assert!(!err.contains("##[add-path]"), "{err}");
     assert!(err.contains("com.evil"), "the text is still shown: {err}");
 }
+
+/// Every flag and argument of every command, with the path that names it.
+fn all_args(cmd: &clap::Command, path: &str, out: &mut Vec<(String, bool)>) {
+    for a in cmd.get_arguments() {
+        if a.is_hide_set() || ["help", "version"].contains(&a.get_id().as_str()) {
+            continue;
+        }
+        let has_help = a
+            .get_help()
+            .is_some_and(|h| !h.to_string().trim().is_empty());
+        out.push((format!("{path} {}", a.get_id()), has_help));
+    }
+    for sub in cmd.get_subcommands() {
+        all_args(sub, &format!("{path} {}", sub.get_name()), out);
+    }
+}
+
+#[test]
+fn every_flag_has_help_text() {
+    use clap::CommandFactory;
+    let mut args = Vec::new();
+    all_args(&flightdeck::cli::Cli::command(), "flightdeck", &mut args);
+    assert!(args.len() > 40, "the walk found the flags: {}", args.len());
+    let missing: Vec<&String> = args.iter().filter(|(_, h)| !h).map(|(n, _)| n).collect();
+    assert!(missing.is_empty(), "flags without help text: {missing:#?}");
+}

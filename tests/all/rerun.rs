@@ -425,3 +425,44 @@ async fn every_testflight_write_survives_5xx_429_and_drops_and_lands_once() {
         }
     }
 }
+
+#[tokio::test]
+async fn bad_enum_url_and_id_values_exit_2_with_no_request_sent() {
+    let env = start().await;
+    let mut vars = env.vars();
+    vars.push(("ASC_WEBHOOK_SECRET".into(), "a-long-webhook-secret".into()));
+    let cases: [&[&str]; 4] = [
+        &["webhooks", "deliveries", "W1", "--state", "bogus"],
+        &[
+            "webhooks",
+            "create",
+            "--app-id",
+            APP_ID,
+            "--name",
+            "n",
+            "--url",
+            "not-a-url",
+            "--event",
+            "BUILD_UPLOAD_STATE_UPDATED",
+        ],
+        &["webhooks", "update", "W1", "--url", "ftp://example.com/x"],
+        &[
+            "testflight",
+            "--build",
+            "B1",
+            "--uses-non-exempt-encryption",
+            "maybe",
+        ],
+    ];
+    for args in cases {
+        let out = fd(&vars, args, env.dir.path()).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", s(&out.stderr));
+    }
+    let out = fd(&vars, cases[0], env.dir.path()).await;
+    assert!(
+        s(&out.stderr).contains("SUCCEEDED, FAILED, PENDING"),
+        "the allowed values are named: {}",
+        s(&out.stderr)
+    );
+    assert!(env.sim().lock().log.is_empty(), "no request was sent");
+}

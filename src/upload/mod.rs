@@ -16,8 +16,11 @@ pub mod guard;
 pub mod parts;
 pub mod progress;
 
-use crate::api::models::{AssetDeliveryState, BuildUpload, BuildUploadFile, Platform};
-use crate::api::{ApiError, ApiErrorKind, resources as r};
+use crate::api::models::{
+    AssetDeliveryState, BuildUpload, BuildUploadFile, BuildUploadState, Platform,
+};
+use crate::api::write::exactly_once;
+use crate::api::{ApiErrorKind, resources as r};
 use crate::artifact::{self, Artifact};
 use crate::context::Ctx;
 use crate::error::{Detail, Error};
@@ -318,50 +321,48 @@ async fn already_uploaded(ctx: &Ctx, app_id: &str, a: &Artifact, u: Option<&Buil
         .with_hint(format!("the next free build number is {next}: set CFBundleVersion to {next} (or `flightdeck next-build-number`), or pass --skip-if-exists to treat this as done"))
 }
 
-/// Create the build upload; if the answer was lost, look for the one we made.
+/// Create the build upload; if the answer was lost (or a retry meets a 409),
+/// read back and adopt the one we made (`api::write::exactly_once`).
 async fn create_upload(ctx: &Ctx, app_id: &str, a: &Artifact) -> Result<BuildUpload, Error> {
-    let attempts = ctx.api.retry_policy().max_retries + 1;
-    let mut last = None;
-    for _ in 0..attempts {
-        match r::create_build_upload(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
-            .await
-        {
-            Ok(u) => return Ok(u),
-            Err(e) if e.kind == ApiErrorKind::Conflict => {
-                // Our own lost create, a genuine duplicate, or something else?
-                // Read back what exists rather than trusting one error code.
-                match guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
-                    .await?
-                {
-                    guard::Existing::Resumable(u) => return Ok(u),
-                    guard::Existing::Taken(u) => {
-                        return Err(already_uploaded(ctx, app_id, a, Some(&u)).await);
-                    }
-                    guard::Existing::None
-                        if e.has_code("ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE") =>
-                    {
-                        return Err(already_uploaded(ctx, app_id, a, None).await);
-                    }
-                    guard::Existing::None => return Err(e.into()),
+    let ours = || async {
+        let ups = r::list_build_uploads(
+            &ctx.api,
+            app_id,
+            &a.version,
+            Some(&a.build_number),
+            &a.platform,
+        )
+        .await?;
+        Ok(ups.into_iter().find(|u| {
+            let at = u.attrs();
+            u.state() == Some(BuildUploadState::AwaitingUpload)
+                && at.cf_bundle_version.as_deref() == Some(a.build_number.as_str())
+                && at.cf_bundle_short_version_string.as_deref() == Some(a.version.as_str())
+        }))
+    };
+    let created = exactly_once(
+        &ctx.api.retry_policy(),
+        "creating the build upload",
+        || r::create_build_upload(&ctx.api, app_id, &a.version, &a.build_number, &a.platform),
+        ours,
+    )
+    .await;
+    match created {
+        Ok(l) => Ok(l.into_inner()),
+        // Not ours: a genuine duplicate (another run, Xcode) or something else.
+        Err(e) if e.kind == ApiErrorKind::Conflict => {
+            match guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
+                .await?
+            {
+                guard::Existing::Taken(u) => Err(already_uploaded(ctx, app_id, a, Some(&u)).await),
+                _ if e.has_code("ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE") => {
+                    Err(already_uploaded(ctx, app_id, a, None).await)
                 }
+                _ => Err(e.into()),
             }
-            Err(e) if e.is_transient() => {
-                tracing::warn!("creating the build upload: {e}; checking whether it was created");
-                if let guard::Existing::Resumable(u) =
-                    guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
-                        .await?
-                {
-                    return Ok(u);
-                }
-                last = Some(e);
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e.into()),
         }
+        Err(e) => Err(e.into()),
     }
-    Err(last
-        .map(Error::from)
-        .unwrap_or_else(|| Error::transient("could not create the build upload")))
 }
 
 /// The ASSET file of the upload: an earlier run's reservation, or a new one.
@@ -385,28 +386,17 @@ async fn reserve_or_resume(
     {
         return Ok(r::get_file(&ctx.api, &f.id).await?);
     }
-    let attempts = ctx.api.retry_policy().max_retries + 1;
-    let mut last: Option<ApiError> = None;
-    for _ in 0..attempts {
-        match r::reserve_file(&ctx.api, &upload.id, &a.file_name, a.size, a.kind.uti()).await {
-            Ok(f) => return Ok(f),
-            Err(e) if e.is_transient() => {
-                tracing::warn!("reserving the file: {e}; checking whether it was reserved");
-                if let Some(f) = r::list_build_upload_files(&ctx.api, &upload.id)
-                    .await?
-                    .into_iter()
-                    .find(|f| mine(f))
-                {
-                    return Ok(f);
-                }
-                last = Some(e);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(last
-        .map(Error::from)
-        .unwrap_or_else(|| Error::transient("could not reserve the file")))
+    let reserved = exactly_once(
+        &ctx.api.retry_policy(),
+        "reserving the file",
+        || r::reserve_file(&ctx.api, &upload.id, &a.file_name, a.size, a.kind.uti()),
+        || async {
+            let files = r::list_build_upload_files(&ctx.api, &upload.id).await?;
+            Ok(files.into_iter().find(|f| mine(f)))
+        },
+    )
+    .await?;
+    Ok(reserved.into_inner())
 }
 
 async fn send_and_commit(

@@ -188,9 +188,11 @@ async fn a_lost_create_response_is_adopted_not_duplicated() {
     let ctx = env.ctx();
     let ipa = env.ipa("L.ipa", "1.0", "9", 100_000);
     // The API calls of an upload, in order: find the app, look for an existing
-    // upload, create it (answer lost), look again, reserve the file (answer lost).
+    // upload, then for a build uploaded by other tools, create it (answer
+    // lost), look again, reserve the file (answer lost).
     let faults = &env.sim().faults;
     for fault in [
+        Fault::Pass,
         Fault::Pass,
         Fault::Pass,
         Fault::Drop,

@@ -466,3 +466,32 @@ async fn bad_enum_url_and_id_values_exit_2_with_no_request_sent() {
     );
     assert!(env.sim().lock().log.is_empty(), "no request was sent");
 }
+
+#[tokio::test]
+async fn a_dry_run_preflights_the_artifact_and_shows_it() {
+    let env = start().await;
+    let yml = pipeline("missing.ipa", "      groups: [QA]\n");
+    std::fs::write(env.path("flightdeck.yml"), yml).unwrap();
+    let gh = [("GITHUB_ACTIONS".to_string(), "true".to_string())];
+    let vars: Vec<_> = env.vars().into_iter().chain(gh).collect();
+    let out = fd(&vars, &["run", "--dry-run"], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(2), "{}", s(&out.stderr));
+    assert!(
+        s(&out.stderr).contains("file=flightdeck.yml,line=5")
+            && s(&out.stderr).contains("missing.ipa"),
+        "{}",
+        s(&out.stderr)
+    );
+    env.ipa("there.ipa", "4.2", "9", 10_000);
+    let yml = pipeline("there.ipa", "      groups: [QA]\n");
+    std::fs::write(env.path("flightdeck.yml"), yml).unwrap();
+    let out = fd(&env.vars(), &["run", "--dry-run"], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    let text = s(&out.stdout);
+    assert!(
+        text.contains(&format!("{BUNDLE} version 4.2 build 9 (IOS)")),
+        "{text}"
+    );
+    assert!(text.contains("beta groups QA"), "{text}");
+    assert!(writes(&env).is_empty());
+}

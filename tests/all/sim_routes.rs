@@ -140,7 +140,9 @@ async fn every_route_answers_per_the_spec() {
     );
     let dup = r::submit_for_beta_review(api, &build.id).await.unwrap_err();
     assert_eq!(dup.kind, ApiErrorKind::Conflict);
-    let subs = r::list_beta_review_submissions(api, &build.id).await.unwrap();
+    let subs = r::list_beta_review_submissions(api, &build.id)
+        .await
+        .unwrap();
     assert_eq!(subs.len(), 1);
     let (_, holding) = r::get_build_with_groups(api, &build.id).await.unwrap();
     assert_eq!(holding, [qa.id.clone()]);

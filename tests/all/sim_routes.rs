@@ -145,7 +145,7 @@ async fn every_route_answers_per_the_spec() {
         .unwrap();
     assert_eq!(subs.len(), 1);
     let (_, holding) = r::get_build_with_groups(api, &build.id).await.unwrap();
-    assert_eq!(holding, [qa.id.clone()]);
+    assert_eq!(holding, std::slice::from_ref(&qa.id));
     let invited = r::beta_invite_count(api, &build.id).await.unwrap();
     assert_eq!(invited, 1, "auto-notify told the QA group");
     r::notify_testers(api, &build.id).await.unwrap();

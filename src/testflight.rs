@@ -105,6 +105,8 @@ struct Facts {
     groups: Vec<BetaGroup>,
     notes: Vec<BetaBuildLocalization>,
     review: Option<BetaAppReviewSubmission>,
+    /// (version, other builds of it waiting for review), read when a review is to be submitted.
+    pending: Option<(String, Vec<Build>)>,
 }
 
 async fn read(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str) -> Result<Facts, Error> {
@@ -121,6 +123,10 @@ async fn read(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str) -> Result<Facts,
         true => latest(r::list_beta_review_submissions(api, build_id).await?),
         false => None,
     };
+    let pending = match (plan.submit_for_review, &review) {
+        (true, None) => pending_reviews(ctx, &app_id, build_id).await?,
+        _ => None,
+    };
     Ok(Facts {
         build,
         app_id,
@@ -128,7 +134,22 @@ async fn read(ctx: &Ctx, plan: &TestFlightPlan, build_id: &str) -> Result<Facts,
         groups,
         notes,
         review,
+        pending,
     })
+}
+
+/// The build's version and the builds of it already waiting for review.
+async fn pending_reviews(
+    ctx: &Ctx,
+    app_id: &str,
+    build_id: &str,
+) -> Result<Option<(String, Vec<Build>)>, Error> {
+    let Some((version, platform)) = r::get_build_version(&ctx.api, build_id).await? else {
+        return Ok(None);
+    };
+    let mut pending = r::list_builds_in_review(&ctx.api, app_id, &version, &platform).await?;
+    pending.retain(|b| b.id != build_id);
+    Ok(Some((version, pending)))
 }
 
 fn latest(mut subs: Vec<BetaAppReviewSubmission>) -> Option<BetaAppReviewSubmission> {
@@ -170,6 +191,9 @@ fn decide<'a>(
             Error::rejected(format!("Beta App Review rejected build {build_id}"))
                 .with_hint("a rejected build cannot be submitted again: upload a new build"),
         );
+    }
+    if let Some((version, pending)) = &f.pending {
+        problems.extend(checks::review_not_pending(plan, version, pending, None));
     }
     if let Some(e) = Error::many(problems) {
         return Err(e);

@@ -220,6 +220,56 @@ pub async fn get_build_with_groups(c: &Client, id: &str) -> R<(Build, Vec<String
     Ok((doc.data, groups))
 }
 
+/// The build's marketing version and platform (its pre-release version's).
+pub async fn get_build_version(c: &Client, id: &str) -> R<Option<(String, Platform)>> {
+    let doc: Document<Build> = c
+        .get(&with_query(
+            &format!("/v1/builds/{id}"),
+            &[
+                ("include", "preReleaseVersion"),
+                ("fields[preReleaseVersions]", "version,platform"),
+            ],
+        ))
+        .await?;
+    let Some(v) = doc
+        .included
+        .iter()
+        .find(|v| v["type"] == "preReleaseVersions")
+    else {
+        return Ok(None);
+    };
+    let platform = v["attributes"]["platform"]
+        .as_str()
+        .map(|p| p.parse().unwrap_or_else(|e| match e {}))
+        .unwrap_or(Platform::Ios);
+    Ok(v["attributes"]["version"]
+        .as_str()
+        .map(|s| (s.to_string(), platform)))
+}
+
+/// Builds of one app version waiting for or in Beta App Review.
+pub async fn list_builds_in_review(
+    c: &Client,
+    app_id: &str,
+    version: &str,
+    platform: &Platform,
+) -> R<Vec<Build>> {
+    let path = with_query(
+        "/v1/builds",
+        &[
+            ("filter[app]", app_id),
+            ("filter[preReleaseVersion.version]", version),
+            ("filter[preReleaseVersion.platform]", platform.as_str()),
+            (
+                "filter[betaAppReviewSubmission.betaReviewState]",
+                "WAITING_FOR_REVIEW,IN_REVIEW",
+            ),
+            ("limit", "200"),
+        ],
+    );
+    Ok(c.get_all::<Build>(&path).await?.data)
+}
+
 /// Beta App Review submissions of a build (Apple requires `filter[build]`).
 pub async fn list_beta_review_submissions(
     c: &Client,

@@ -105,6 +105,29 @@ pub fn compliance(
     Ok(c)
 }
 
+/// Apple reviews one build per version at a time: another build of the
+/// version already waiting for (or in) review blocks a submission.
+/// `own_build_number` is this build's, which a re-run may find pending (that is fine).
+pub fn review_not_pending(
+    tf: &TestFlightPlan,
+    version: &str,
+    pending: &[crate::api::models::Build],
+    own_build_number: Option<&str>,
+) -> Option<Error> {
+    if !tf.submit_for_review {
+        return None;
+    }
+    let other = pending
+        .iter()
+        .find(|b| b.attrs().version.as_deref() != own_build_number)?;
+    let number = other.attrs().version.unwrap_or_else(|| other.id.clone());
+    let e = Error::input(format!(
+        "build {number} of version {version} is already waiting for Beta App Review; Apple reviews one build per version at a time"
+    ))
+    .with_hint("wait until it is reviewed (later builds of an approved version usually need no review), or drop `submit-for-review`");
+    Some(at(e, tf.origin.step.as_ref()))
+}
+
 /// Every locale's text is present and within Apple's limit.
 pub fn notes(tf: &TestFlightPlan, notes: &BTreeMap<String, String>) -> Vec<Error> {
     let mut problems = Vec::new();

@@ -103,20 +103,20 @@ pub async fn pipeline(ctx: &Ctx, plan: &Plan) -> Result<Checked, Error> {
     };
     for (i, s) in plan.steps.iter().enumerate() {
         if let Step::Testflight(tf) = s {
-            let plist = out
-                .artifacts
-                .range(..i)
-                .next_back()
-                .and_then(|(_, a)| a.uses_non_exempt_encryption);
-            let known_groups = out.app_id.is_some();
-            problems.extend(testflight_step(
-                &mut out,
-                i,
-                tf,
-                &groups,
-                known_groups,
-                plist,
-            ));
+            let artifact = out.artifacts.range(..i).next_back().map(|(_, a)| a.clone());
+            let pending = match (&out.app_id, &artifact) {
+                (Some(app), Some(a)) if tf.submit_for_review => {
+                    r::list_builds_in_review(&ctx.api, app, &a.version, &a.platform).await?
+                }
+                _ => Vec::new(),
+            };
+            let facts = StepFacts {
+                groups: &groups,
+                known_groups: out.app_id.is_some(),
+                artifact: artifact.as_ref(),
+                pending,
+            };
+            problems.extend(testflight_step(&mut out, i, tf, &facts));
         }
     }
     Error::many(problems).map_or(Ok(out), Err)
@@ -128,23 +128,27 @@ fn has_groups(plan: &Plan) -> bool {
         .any(|s| matches!(s, Step::Testflight(t) if !t.groups.is_empty()))
 }
 
-/// A testflight step's checks; `known_groups` is false when the app did not resolve.
-fn testflight_step(
-    out: &mut Checked,
-    i: usize,
-    tf: &TestFlightPlan,
-    all: &[BetaGroup],
+/// What a testflight step's checks need to know.
+struct StepFacts<'a> {
+    groups: &'a [BetaGroup],
+    /// False when the app did not resolve (its groups are unknown, not missing).
     known_groups: bool,
-    plist: Option<bool>,
-) -> Vec<Error> {
+    /// The artifact of the upload before the step.
+    artifact: Option<&'a Artifact>,
+    /// Builds of the artifact's version waiting for Beta App Review.
+    pending: Vec<crate::api::models::Build>,
+}
+
+fn testflight_step(out: &mut Checked, i: usize, tf: &TestFlightPlan, f: &StepFacts) -> Vec<Error> {
     let mut problems = Vec::new();
-    let (chosen, unknown) = checks::groups(all, tf);
-    if known_groups {
+    let (chosen, unknown) = checks::groups(f.groups, tf);
+    if f.known_groups {
         problems.extend(unknown);
     }
     out.groups
         .insert(i, chosen.iter().filter_map(|g| g.attrs().name).collect());
     let external = tf.submit_for_review || chosen.iter().any(|g| !checks::is_internal(g));
+    let plist = f.artifact.and_then(|a| a.uses_non_exempt_encryption);
     match checks::compliance(tf, None, plist, external) {
         Ok(c) => {
             out.compliance.insert(i, c);
@@ -157,6 +161,10 @@ fn testflight_step(
             out.notes.insert(i, n.keys().cloned().collect());
         }
         Err(e) => problems.push(e),
+    }
+    if let Some(a) = f.artifact {
+        let own = Some(a.build_number.as_str());
+        problems.extend(checks::review_not_pending(tf, &a.version, &f.pending, own));
     }
     problems
 }

@@ -379,16 +379,17 @@ async fn run_with_fault(n: usize, fault: Fault) -> (Env, String) {
 
 #[tokio::test]
 async fn every_testflight_write_survives_5xx_429_and_drops_and_lands_once() {
-    // Reads: build, groups, notes, review submissions (1 to 4); then the
-    // writes: compliance, note, groups, review (5 to 8), invites read (9), notification (10).
+    // Reads: build, groups, notes, review submissions, the build's version,
+    // builds of it in review (1 to 6); then the writes: compliance, note,
+    // groups, review (7 to 10), invites read (11), notification (12).
     // An idempotent write (PATCH, relationship POST) may be repeated blindly;
     // a create must land exactly once.
     let writes_at = [
-        (5, "PATCH", "/v1/builds/", true),
-        (6, "POST", "/v1/betaBuildLocalizations", false),
-        (7, "POST", "/v1/builds/", true),
-        (8, "POST", "/v1/betaAppReviewSubmissions", false),
-        (10, "POST", "/v1/buildBetaNotifications", false),
+        (7, "PATCH", "/v1/builds/", true),
+        (8, "POST", "/v1/betaBuildLocalizations", false),
+        (9, "POST", "/v1/builds/", true),
+        (10, "POST", "/v1/betaAppReviewSubmissions", false),
+        (12, "POST", "/v1/buildBetaNotifications", false),
     ];
     for (n, method, path, idempotent) in writes_at {
         for fault in [Fault::ServerError, Fault::RateLimited, Fault::Drop] {
@@ -427,7 +428,7 @@ async fn every_testflight_write_survives_5xx_429_and_drops_and_lands_once() {
 }
 
 #[tokio::test]
-async fn bad_enum_url_and_id_values_exit_2_with_no_request_sent() {
+async fn bad_enum_bool_and_url_values_exit_2_with_no_request_sent() {
     let env = start().await;
     let mut vars = env.vars();
     vars.push(("ASC_WEBHOOK_SECRET".into(), "a-long-webhook-secret".into()));
@@ -494,4 +495,46 @@ async fn a_dry_run_preflights_the_artifact_and_shows_it() {
     );
     assert!(text.contains("beta groups QA"), "{text}");
     assert!(writes(&env).is_empty());
+}
+
+#[tokio::test]
+async fn a_review_already_pending_for_another_build_of_the_version_is_reported_before_any_write() {
+    let env = start().await;
+    let first = processed_build(&env, "80").await;
+    let second = processed_build(&env, "81").await;
+    let mut tf = TestFlightPlan::for_build(BuildRef::Id(first.clone()));
+    tf.submit_for_review = true;
+    testflight::run(&env.ctx(), &tf, &first, &Known::default())
+        .await
+        .unwrap();
+    // The first build again: its own pending review is a no-op.
+    let again = testflight::run(&env.ctx(), &tf, &first, &Known::default())
+        .await
+        .unwrap();
+    assert_eq!(again.review.unwrap().change, Change::Already);
+    let before = writes(&env).len();
+    let e = testflight::run(&env.ctx(), &tf, &second, &Known::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        e.message
+            .contains("build 80 of version 1.0 is already waiting"),
+        "{}",
+        e.message
+    );
+    assert_eq!(writes(&env).len(), before, "nothing written");
+    // The pipeline's preflight finds it before uploading build 82.
+    env.ipa("Next.ipa", "1.0", "82", 50_000);
+    let tf = "      groups: [QA]\n      submit-for-review: true\n";
+    std::fs::write(env.path("flightdeck.yml"), pipeline("Next.ipa", tf)).unwrap();
+    let out = fd(&env.vars(), &["run"], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(2), "{}", s(&out.stderr));
+    assert!(
+        s(&out.stderr).contains("already waiting for Beta App Review"),
+        "{}",
+        s(&out.stderr)
+    );
+    assert_eq!(writes(&env).len(), before, "nothing uploaded");
+    env.assert_conformant();
 }

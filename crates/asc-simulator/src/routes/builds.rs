@@ -43,7 +43,27 @@ fn included(
             out.push(st.render_group(g, &sim.base_url));
         }
     }
+    if inc.contains(&"preReleaseVersion") {
+        out.push(
+            serde_json::json!({"type": "preReleaseVersions", "id": pre_release_id(b),
+            "attributes": {"version": b.short_version, "platform": b.platform}}),
+        );
+    }
     out
+}
+
+/// The simulator has no pre-release version records: one id per app, version and platform.
+fn pre_release_id(b: &BuildRec) -> String {
+    format!("{}-{}-{}", b.app_id, b.short_version, b.platform)
+}
+
+/// The state of the build's latest Beta App Review submission.
+fn review_state<'a>(st: &'a crate::state::State, b: &BuildRec) -> Option<&'a str> {
+    st.submissions
+        .iter()
+        .filter(|s| s.build_id == b.id)
+        .max_by_key(|s| s.submitted)
+        .map(|s| s.state.as_str())
 }
 
 /// The build as rendered, with `relationships.betaGroups.data` when the groups are included.
@@ -58,6 +78,10 @@ fn rendered(sim: &crate::Sim, st: &crate::state::State, b: &BuildRec, q: &jsonap
             .collect();
         r["relationships"]["betaGroups"] = serde_json::json!({ "data": data });
     }
+    if param(q, "include").is_some_and(|v| v.split(',').any(|i| i == "preReleaseVersion")) {
+        r["relationships"]["preReleaseVersion"] =
+            serde_json::json!({"data": {"type": "preReleaseVersions", "id": pre_release_id(b)}});
+    }
     r
 }
 
@@ -70,6 +94,7 @@ pub async fn list(sim: S, q: Q) -> Response {
     let states = filter(&q, "processingState");
     let ids = filter(&q, "id");
     let groups = filter(&q, "betaGroups");
+    let reviews = filter(&q, "betaAppReviewSubmission.betaReviewState");
     let mut builds: Vec<&BuildRec> = st
         .builds
         .values()
@@ -87,6 +112,11 @@ pub async fn list(sim: S, q: Q) -> Response {
             groups
                 .as_ref()
                 .is_none_or(|v| v.iter().any(|g| b.groups.contains(g)))
+        })
+        .filter(|b| {
+            reviews
+                .as_ref()
+                .is_none_or(|v| review_state(&st, b).is_some_and(|s| v.iter().any(|x| x == s)))
         })
         .collect();
     match param(&q, "sort") {

@@ -93,7 +93,7 @@ pub enum Command {
 #[derive(Debug, Args, Clone, Default)]
 pub struct AppArgs {
     /// App Store Connect app id (default ASC_APP_ID).
-    #[arg(long)]
+    #[arg(long, value_parser = resource_id)]
     pub app_id: Option<String>,
     /// Bundle id (default ASC_BUNDLE_ID).
     #[arg(long, conflicts_with = "app_id")]
@@ -160,10 +160,10 @@ pub struct UploadArgs {
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// The build upload to wait for (the `build-upload-id` output of `upload`).
-    #[arg(long, required_unless_present = "build", conflicts_with = "build")]
+    #[arg(long, required_unless_present = "build", conflicts_with = "build", value_parser = resource_id)]
     pub build_upload: Option<String>,
     /// A build to wait for.
-    #[arg(long)]
+    #[arg(long, value_parser = resource_id)]
     pub build: Option<String>,
     #[command(flatten)]
     pub waiting: WaitFlags,
@@ -175,7 +175,7 @@ pub struct WaitArgs {
 #[derive(Debug, Args)]
 pub struct TestflightArgs {
     /// The build to distribute (the `build-id` output of `wait` or `upload --wait`).
-    #[arg(long)]
+    #[arg(long, value_parser = resource_id)]
     pub build: String,
     /// Beta group to add the build to, by name (any case) or id (repeatable).
     #[arg(long = "group")]
@@ -203,7 +203,7 @@ pub struct TestflightArgs {
 #[derive(Debug, Args)]
 pub struct FeedbackArgs {
     /// Only feedback on this build (default: every build of the app).
-    #[arg(long)]
+    #[arg(long, value_parser = resource_id)]
     pub build: Option<String>,
     /// A duration (24h) or an RFC 3339 timestamp.
     #[arg(long)]
@@ -238,16 +238,19 @@ pub enum WebhooksCmd {
     /// Delete a webhook.
     Delete {
         /// The webhook's id (see `webhooks list`).
+        #[arg(value_parser = resource_id)]
         id: String,
     },
     /// Send a test delivery.
     Ping {
         /// The webhook's id (see `webhooks list`).
+        #[arg(value_parser = resource_id)]
         id: String,
     },
     /// List deliveries (optionally only FAILED, SUCCEEDED or PENDING).
     Deliveries {
         /// The webhook's id (see `webhooks list`).
+        #[arg(value_parser = resource_id)]
         id: String,
         /// Only deliveries in this state: SUCCEEDED, FAILED or PENDING.
         #[arg(long, value_parser = delivery_state)]
@@ -256,6 +259,7 @@ pub enum WebhooksCmd {
     /// Send a delivery again.
     Redeliver {
         /// The delivery's id (see `webhooks deliveries`).
+        #[arg(value_parser = resource_id)]
         delivery_id: String,
     },
     /// Receive deliveries: verify, dedupe, log, forward.
@@ -296,6 +300,7 @@ pub struct WebhookCreateArgs {
 #[derive(Debug, Args)]
 pub struct WebhookUpdateArgs {
     /// The webhook's id (see `webhooks list`).
+    #[arg(value_parser = resource_id)]
     pub id: String,
     /// A new name.
     #[arg(long)]
@@ -361,4 +366,17 @@ pub fn web_url(v: &str) -> Result<String, String> {
         return Err("use an http:// or https:// URL with a host".into());
     }
     Ok(v.trim().to_string())
+}
+
+/// An App Store Connect resource id: it goes into a URL path, so it must be one
+/// path segment (letters, digits, `-`, `_`, `.`), as Apple's ids are.
+pub fn resource_id(v: &str) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    match ok {
+        true => Ok(v.to_string()),
+        false => Err("not an App Store Connect id (letters, digits, - _ . only)".into()),
+    }
 }

@@ -428,11 +428,11 @@ async fn every_testflight_write_survives_5xx_429_and_drops_and_lands_once() {
 }
 
 #[tokio::test]
-async fn bad_enum_bool_and_url_values_exit_2_with_no_request_sent() {
+async fn bad_enum_bool_url_and_id_values_exit_2_with_no_request_sent() {
     let env = start().await;
     let mut vars = env.vars();
     vars.push(("ASC_WEBHOOK_SECRET".into(), "a-long-webhook-secret".into()));
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 6] = [
         &["webhooks", "deliveries", "W1", "--state", "bogus"],
         &[
             "webhooks",
@@ -454,6 +454,8 @@ async fn bad_enum_bool_and_url_values_exit_2_with_no_request_sent() {
             "--uses-non-exempt-encryption",
             "maybe",
         ],
+        &["testflight", "--build", "../apps/1"],
+        &["webhooks", "ping", "W1?x=1"],
     ];
     for args in cases {
         let out = fd(&vars, args, env.dir.path()).await;

@@ -237,6 +237,9 @@ pub struct Plan {
     pub file: String,
     pub app: Option<AppRef>,
     pub steps: Vec<Step>,
+    /// Where `app:` names the app, for located errors when it does not resolve.
+    #[serde(skip)]
+    pub app_origin: Option<Location>,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -423,6 +426,11 @@ pub fn from_pipeline(
             file: file.to_string(),
             app,
             steps,
+            app_origin: p
+                .app
+                .as_ref()
+                .and_then(|a| a.id.as_ref().or(a.bundle_id.as_ref()))
+                .map(|t| t.location(file)),
         }),
     }
 }

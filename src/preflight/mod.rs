@@ -94,7 +94,10 @@ pub async fn pipeline(ctx: &Ctx, plan: &Plan) -> Result<Checked, Error> {
     if let Some(app) = &app {
         match app_id(ctx, app).await {
             Ok(id) => out.app_id = Some(id),
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(match (&plan.app_origin, e.kind) {
+                (Some(l), crate::error::ExitKind::Input) if plan.app.is_some() => e.at(l.clone()),
+                _ => e,
+            }),
         }
     }
     let groups = match &out.app_id {

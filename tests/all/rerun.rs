@@ -473,7 +473,7 @@ async fn bad_enum_bool_url_and_id_values_exit_2_with_no_request_sent() {
 #[tokio::test]
 async fn a_dry_run_preflights_the_artifact_and_shows_it() {
     let env = start().await;
-    let yml = pipeline("missing.ipa", "      groups: [QA]\n");
+    let yml = pipeline("missing.ipa", "      groups: [QA]\n").replace(BUNDLE, "com.example.nope");
     std::fs::write(env.path("flightdeck.yml"), yml).unwrap();
     let gh = [("GITHUB_ACTIONS".to_string(), "true".to_string())];
     let vars: Vec<_> = env.vars().into_iter().chain(gh).collect();

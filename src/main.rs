@@ -34,7 +34,8 @@ struct Neutral;
 
 impl std::io::Write for Neutral {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let safe = flightdeck::ci::neutralize(&String::from_utf8_lossy(buf));
+        let text = flightdeck::secret::redact(&String::from_utf8_lossy(buf));
+        let safe = flightdeck::ci::neutralize(&text);
         std::io::stderr().write_all(safe.as_bytes())?;
         Ok(buf.len())
     }
@@ -54,6 +55,8 @@ fn main() -> ExitCode {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = match cli.command {
         flightdeck::cli::Command::Simulator(_) => cores,
+        // The relay is a service: it gets every core.
+        flightdeck::cli::Command::Webhooks(flightdeck::cli::WebhooksCmd::Listen(_)) => cores,
         _ => cores.saturating_sub(1).max(1),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -5,6 +5,34 @@
 //! exposed value with the platform before anything else is printed (see `ci`).
 
 use std::fmt;
+use std::sync::RwLock;
+
+/// Every value masked in this process, so the log writer can redact too.
+static REGISTERED: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Remember `value` (4 characters or more) for [`redact`].
+pub fn register(value: &str) {
+    if value.len() < 4 {
+        return;
+    }
+    let mut all = REGISTERED.write().unwrap_or_else(|p| p.into_inner());
+    if !all.iter().any(|v| v == value) {
+        all.push(value.to_string());
+    }
+}
+
+/// `text` with every registered value replaced by `***`: the last line of
+/// defence for log lines, which do not pass through the CI reporter.
+pub fn redact(text: &str) -> String {
+    let all = REGISTERED.read().unwrap_or_else(|p| p.into_inner());
+    let mut out = text.to_string();
+    for v in all.iter() {
+        if out.contains(v.as_str()) {
+            out = out.replace(v.as_str(), "***");
+        }
+    }
+    out
+}
 
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -60,6 +88,13 @@ mod tests {
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"***\"");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn registered_values_are_redacted() {
+        register("registered-secret-value");
+        register("abc");
+        assert_eq!(redact("a registered-secret-value b abc"), "a *** b abc");
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub struct Distributed {
     pub notes: Vec<NoteOutcome>,
     pub review: Option<ReviewOutcome>,
     pub notified: Option<Change>,
+    /// Older builds expired by `expire-previous`.
+    pub expired: Option<crate::audience::expire::Expired>,
 }
 
 /// App Store Connect's web page for a build.
@@ -206,7 +208,8 @@ fn decide<'a>(
 }
 
 /// The steps in order: read, decide (all problems before any write), then
-/// answer export compliance, set notes, add to groups, submit, notify.
+/// answer export compliance, set notes, add to groups, submit, notify, and
+/// (with `expire-previous`) expire the app's older builds.
 pub async fn run(
     ctx: &Ctx,
     plan: &TestFlightPlan,
@@ -225,6 +228,7 @@ pub async fn run(
         notes: Vec::new(),
         review: None,
         notified: None,
+        expired: None,
     };
     match todo.compliance {
         Compliance::Missing => ctx.ci.warning(format!(
@@ -249,6 +253,9 @@ pub async fn run(
     }
     if plan.notify {
         out.notified = Some(notify(ctx, build_id).await?);
+    }
+    if plan.expire_previous {
+        out.expired = Some(expire_previous(ctx, &f.app_id, build_id).await?);
     }
     Ok(out)
 }
@@ -485,4 +492,21 @@ async fn notify(ctx: &Ctx, build_id: &str) -> Result<Change, Error> {
     .await
     .map_err(|e| Error::from(e).context("notifying testers"))?;
     Ok(Change::from(&landed))
+}
+
+/// Expire the app's older builds once this one is distributed.
+async fn expire_previous(
+    ctx: &Ctx,
+    app_id: &str,
+    build_id: &str,
+) -> Result<crate::audience::expire::Expired, Error> {
+    let done = crate::audience::expire::expire_previous(&ctx.api, app_id, build_id, None)
+        .await
+        .map_err(|e| e.context("expiring previous builds"))?;
+    for id in &done.kept_for_review {
+        ctx.ci.notice(format!(
+            "build {id} was not expired: a beta review of it is pending"
+        ));
+    }
+    Ok(done)
 }

@@ -1,8 +1,6 @@
 //! The one HTTP client for App Store Connect: base URL, bearer token,
 //! timeouts, retries, rate-limit tracking, JSON:API decoding and paging.
 
-/// Transport wording lives in `api::error`; re-exported for existing callers.
-pub use crate::api::error::describe_transport;
 use crate::api::error::{ApiError, ApiErrorKind};
 use crate::api::ratelimit::RateLimit;
 use crate::api::retry::RetryPolicy;
@@ -12,6 +10,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AF
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +34,8 @@ pub struct Client {
     tokens: Arc<TokenSource>,
     retry: RetryPolicy,
     rate: Mutex<Option<RateLimit>>,
+    /// Whether any request of this run got past connecting to `base`.
+    reached: AtomicBool,
 }
 
 impl std::fmt::Debug for Client {
@@ -88,6 +89,7 @@ impl Client {
             tokens,
             retry,
             rate: Mutex::new(None),
+            reached: AtomicBool::new(false),
         })
     }
 
@@ -140,10 +142,14 @@ impl Client {
                 .header(CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(b).unwrap_or_default());
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ApiError::transport(method.as_str(), path, &e))?;
+        let resp = req.send().await.map_err(|e| {
+            let e = ApiError::transport(method.as_str(), path, &e);
+            if !e.connect {
+                self.reached.store(true, Ordering::Relaxed);
+            }
+            e
+        })?;
+        self.reached.store(true, Ordering::Relaxed);
         let status = resp.status();
         if let Some(rl) = resp
             .headers()
@@ -176,7 +182,9 @@ impl Client {
     }
 
     /// Send with the retry policy. `Unsafe` requests are retried only when the
-    /// server surely did not act on them.
+    /// server surely did not act on them. While the host has never been
+    /// reached, connect failures get the short first-contact policy and end
+    /// with an error naming the URL; once it has, the normal budget applies.
     pub async fn send(
         &self,
         method: Method,
@@ -185,18 +193,24 @@ impl Client {
         idem: Idempotency,
     ) -> Result<Bytes, ApiError> {
         let what = format!("{method} {}", strip_query(path));
-        self.retry
-            .run(
-                &what,
-                || async { self.send_once(&method, path, body).await.map(|(_, b)| b) },
-                |e| match idem {
-                    Idempotency::Safe => e.is_transient(),
-                    Idempotency::Unsafe => {
-                        e.kind == ApiErrorKind::RateLimited || (e.is_transient() && !e.ambiguous)
-                    }
-                },
-            )
-            .await
+        let attempt = || async { self.send_once(&method, path, body).await.map(|(_, b)| b) };
+        let retryable = |e: &ApiError| match idem {
+            Idempotency::Safe => e.is_transient(),
+            Idempotency::Unsafe => {
+                e.kind == ApiErrorKind::RateLimited || (e.is_transient() && !e.ambiguous)
+            }
+        };
+        if !self.reached.load(Ordering::Relaxed) {
+            let first = self.retry.first_contact();
+            match first.run(&what, attempt, |e| e.connect).await {
+                Ok(b) => return Ok(b),
+                Err(e) if e.connect => return Err(e.unreachable(&self.base)),
+                Err(e) if !retryable(&e) => return Err(e),
+                // Reached, but with a failure that can heal: the normal budget.
+                Err(_) => {}
+            }
+        }
+        self.retry.run(&what, attempt, retryable).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {

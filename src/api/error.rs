@@ -65,6 +65,9 @@ pub struct ApiError {
     pub message: String,
     /// True when the request may have reached the server (response lost).
     pub ambiguous: bool,
+    /// True when no connection could be made at all (refused, DNS failure,
+    /// connect timeout): the host was not reached.
+    pub connect: bool,
 }
 
 impl ApiError {
@@ -103,6 +106,7 @@ impl ApiError {
             retry_after,
             message,
             ambiguous: status >= 500,
+            connect: false,
         }
     }
 
@@ -118,6 +122,7 @@ impl ApiError {
             retry_after: None,
             message: describe_transport(err),
             ambiguous,
+            connect: err.is_connect(),
         }
     }
 
@@ -131,7 +136,14 @@ impl ApiError {
             retry_after: None,
             message,
             ambiguous: false,
+            connect: false,
         }
+    }
+
+    /// The host was never reached: name the URL so the reader can check it.
+    pub fn unreachable(mut self, base: &str) -> Self {
+        self.message = format!("cannot reach {base}: {}", self.message);
+        self
     }
 
     pub fn is_transient(&self) -> bool {
@@ -196,6 +208,12 @@ impl From<ApiError> for Error {
                 ExitKind::Transient,
                 Some(
                     "the API key's hourly request budget is spent; wait, or spread jobs across keys",
+                ),
+            ),
+            ApiErrorKind::Transient if e.connect => (
+                ExitKind::Transient,
+                Some(
+                    "check ASC_API_BASE_URL (unset it to use Apple's API), the runner's network, DNS and proxy settings",
                 ),
             ),
             ApiErrorKind::Transient => (

@@ -46,6 +46,20 @@ impl RetryPolicy {
         }
     }
 
+    /// The policy for a host not reached yet in this run. A refused
+    /// connection or a DNS failure on first contact is almost always a wrong
+    /// URL or a missing network, which waiting does not heal: two quick
+    /// retries within about two seconds, then fail.
+    pub fn first_contact(&self) -> Self {
+        Self {
+            max_retries: self.max_retries.min(2),
+            min_delay: self.min_delay.min(Duration::from_millis(250)),
+            max_delay: self.max_delay.min(Duration::from_secs(1)),
+            budget: self.budget.min(Duration::from_secs(2)),
+            ..*self
+        }
+    }
+
     /// The delay to use given backoff's proposal and the server's Retry-After:
     /// never shorter than Retry-After (capped), never past the budget.
     pub fn next_delay(
@@ -242,6 +256,31 @@ mod tests {
             c2.load(Ordering::SeqCst),
             6,
             "1 call + 5 retries: 0.5+1+2+4+8=15.5s fits, +16 would not"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_contact_policy_gives_up_within_two_seconds() {
+        let p = RetryPolicy::default().first_contact();
+        assert_eq!(p.max_retries, 2);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let start = tokio::time::Instant::now();
+        p.run(
+            "t",
+            || {
+                c.fetch_add(1, Ordering::SeqCst);
+                async { Err::<(), _>(err(503, None)) }
+            },
+            ApiError::is_transient,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(
+            start.elapsed() <= Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
         );
     }
 

@@ -3,6 +3,8 @@
 //! `.ipa`'s `Payload/*.app/Info.plist` or the `.pkg`'s XAR table of contents.
 
 mod ipa;
+pub mod limits;
+pub mod nasty;
 mod pkg;
 
 use crate::api::models::Platform;
@@ -64,6 +66,12 @@ pub enum ArtifactError {
     MissingKey(String, &'static str),
     #[error("{0}: not a valid .pkg (xar archive): {1}")]
     NotXar(String, String),
+    #[error("{0}: refused: {1}")]
+    TooLarge(String, String),
+    #[error("{0}: damaged: {1}")]
+    Corrupt(String, String),
+    #[error("{0}: the archive holds an entry with an unsafe path: {1}")]
+    UnsafeEntry(String, String),
     #[error(
         "{0}: the .pkg has no PackageInfo or Distribution with the app's bundle id and version"
     )]
@@ -81,6 +89,9 @@ impl ArtifactError {
             }
             ArtifactError::NoPackageInfo(_) => {
                 "pass --bundle-id, --version and --build-number for this .pkg"
+            }
+            ArtifactError::TooLarge(..) | ArtifactError::UnsafeEntry(..) => {
+                "this is not an archive Xcode exports; export the archive again and check where the file came from"
             }
             _ => "export the archive again; a truncated or renamed file is the usual cause",
         }
@@ -121,11 +132,14 @@ pub fn inspect(path: &Path) -> Result<Artifact, ArtifactError> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let (kind, info) = match ext.as_deref() {
-        Some("ipa") => (Kind::Ipa, ipa::read(path, &shown)?),
-        Some("pkg") => (Kind::Pkg, pkg::read(path, &shown)?),
+    let kind = match ext.as_deref() {
+        Some("ipa") => Kind::Ipa,
+        Some("pkg") => Kind::Pkg,
         _ => return Err(ArtifactError::UnknownKind(shown)),
     };
+    let file = std::fs::File::open(path)
+        .map_err(|e| ArtifactError::Unreadable(shown.clone(), e.to_string()))?;
+    let info = read_info(kind, std::io::BufReader::new(file), meta.len(), &shown)?;
     let require = |v: Option<String>, key: &'static str| -> Result<String, ArtifactError> {
         v.filter(|s| !s.trim().is_empty())
             .ok_or_else(|| match kind {
@@ -150,6 +164,32 @@ pub fn inspect(path: &Path) -> Result<Artifact, ArtifactError> {
         }),
         uses_non_exempt_encryption: info.uses_non_exempt_encryption,
     })
+}
+
+/// Read the metadata of an archive of `kind` from any seekable reader of
+/// `len` bytes (a file, or bytes in memory for the fuzz targets).
+pub(crate) fn read_info<R: std::io::Read + std::io::Seek>(
+    kind: Kind,
+    r: R,
+    len: u64,
+    shown: &str,
+) -> Result<BundleInfo, ArtifactError> {
+    match kind {
+        Kind::Ipa => ipa::read(r, shown),
+        Kind::Pkg => pkg::read(r, len, shown),
+    }
+}
+
+/// Read an in-memory archive the way `inspect` reads a file, for fuzzing and
+/// property tests: every input must end in `Ok` or an `ArtifactError`.
+pub fn probe(kind: Kind, bytes: &[u8]) -> Result<(), ArtifactError> {
+    read_info(
+        kind,
+        std::io::Cursor::new(bytes),
+        bytes.len() as u64,
+        "input",
+    )
+    .map(|_| ())
 }
 
 /// Platform from `DTPlatformName`, else `UIDeviceFamily` (3 = tv, 7 = vision).
@@ -184,6 +224,7 @@ pub(crate) fn bundle_info_from_plist(
     bytes: &[u8],
     shown: &str,
 ) -> Result<BundleInfo, ArtifactError> {
+    limits::check_plist_shape(bytes, shown)?;
     let dict: plist::Dictionary = plist::from_bytes(bytes)
         .map_err(|e| ArtifactError::BadPlist(shown.to_string(), e.to_string()))?;
     let s = |k: &str| dict.get(k).and_then(|v| v.as_string()).map(str::to_string);

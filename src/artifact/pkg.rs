@@ -3,15 +3,13 @@
 //! `CFBundleShortVersionString` and `CFBundleVersion`, and `Distribution`
 //! names the product id and version.
 
+use super::limits::{MAX_DEPTH, MAX_ENTRIES, MAX_MEMBER, MAX_PLIST, MAX_TOC, human, read_capped};
 use super::{ArtifactError, BundleInfo};
 use crate::api::models::Platform;
 use quick_xml::events::Event;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 const MAGIC: &[u8; 4] = b"xar!";
-const MAX_TOC: u64 = 16 * 1024 * 1024;
-const MAX_MEMBER: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default)]
 struct Member {
@@ -21,10 +19,8 @@ struct Member {
     gzip: bool,
 }
 
-pub fn read(path: &Path, shown: &str) -> Result<BundleInfo, ArtifactError> {
+pub fn read<R: Read + Seek>(mut f: R, len: u64, shown: &str) -> Result<BundleInfo, ArtifactError> {
     let bad = |m: String| ArtifactError::NotXar(shown.to_string(), m);
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| ArtifactError::Unreadable(shown.into(), e.to_string()))?;
     let mut header = [0u8; 28];
     f.read_exact(&mut header)
         .map_err(|_| bad("shorter than a xar header".into()))?;
@@ -33,9 +29,23 @@ pub fn read(path: &Path, shown: &str) -> Result<BundleInfo, ArtifactError> {
     }
     let header_size = u16::from_be_bytes([header[4], header[5]]) as u64;
     let toc_len = u64::from_be_bytes(header[8..16].try_into().unwrap_or_default());
-    if toc_len == 0 || toc_len > MAX_TOC || header_size < 28 {
+    if toc_len == 0 || header_size < 28 {
         return Err(bad(format!(
             "implausible table of contents ({toc_len} bytes)"
+        )));
+    }
+    if toc_len > MAX_TOC {
+        return Err(ArtifactError::TooLarge(
+            shown.into(),
+            format!(
+                "the header declares a {toc_len}-byte table of contents (at most {})",
+                human(MAX_TOC)
+            ),
+        ));
+    }
+    if header_size.saturating_add(toc_len) > len {
+        return Err(bad(format!(
+            "the header declares a {toc_len}-byte table of contents, past the end of the {len}-byte file"
         )));
     }
     f.seek(SeekFrom::Start(header_size))
@@ -43,19 +53,22 @@ pub fn read(path: &Path, shown: &str) -> Result<BundleInfo, ArtifactError> {
     let mut compressed = vec![0u8; toc_len as usize];
     f.read_exact(&mut compressed)
         .map_err(|_| bad("truncated table of contents".into()))?;
-    let mut toc = String::new();
-    flate2::read::ZlibDecoder::new(&compressed[..])
-        .take(MAX_TOC)
-        .read_to_string(&mut toc)
-        .map_err(|e| bad(format!("table of contents does not inflate: {e}")))?;
+    let toc = read_capped(
+        flate2::read::ZlibDecoder::new(&compressed[..]),
+        MAX_TOC,
+        shown,
+        "the table of contents",
+    )?;
+    let toc =
+        String::from_utf8(toc).map_err(|_| bad("the table of contents is not UTF-8".into()))?;
     let heap = header_size + toc_len;
-    let members = members(&toc).map_err(bad)?;
+    let members = members(&toc, shown)?;
     let mut info = BundleInfo {
         platform: Some(Platform::MacOs),
         ..BundleInfo::default()
     };
     for m in members.iter().filter(|m| m.name == "PackageInfo") {
-        let xml = member_text(&mut f, heap, m).map_err(bad)?;
+        let xml = member_text(&mut f, heap, len, m, shown)?;
         if let Some((id, short, build)) = bundle_from_package_info(&xml) {
             info.bundle_id = Some(id);
             info.version = short;
@@ -65,7 +78,7 @@ pub fn read(path: &Path, shown: &str) -> Result<BundleInfo, ArtifactError> {
     }
     if info.bundle_id.is_none() || info.version.is_none() {
         for m in members.iter().filter(|m| m.name == "Distribution") {
-            let xml = member_text(&mut f, heap, m).map_err(bad)?;
+            let xml = member_text(&mut f, heap, len, m, shown)?;
             if let Some((id, version)) = product_from_distribution(&xml) {
                 info.bundle_id = info.bundle_id.or(Some(id));
                 info.version = info.version.or(version);
@@ -75,39 +88,65 @@ pub fn read(path: &Path, shown: &str) -> Result<BundleInfo, ArtifactError> {
     Ok(info)
 }
 
-fn member_text(f: &mut std::fs::File, heap: u64, m: &Member) -> Result<String, String> {
+fn member_text<R: Read + Seek>(
+    f: &mut R,
+    heap: u64,
+    len: u64,
+    m: &Member,
+    shown: &str,
+) -> Result<String, ArtifactError> {
+    let bad = |msg: String| ArtifactError::NotXar(shown.to_string(), msg);
     if m.length > MAX_MEMBER {
-        return Err(format!("{} is too large ({} bytes)", m.name, m.length));
+        return Err(ArtifactError::TooLarge(
+            shown.into(),
+            format!(
+                "{} is {} bytes (at most {})",
+                m.name,
+                m.length,
+                human(MAX_MEMBER)
+            ),
+        ));
     }
-    f.seek(SeekFrom::Start(heap + m.offset))
-        .map_err(|e| e.to_string())?;
+    let start = heap
+        .checked_add(m.offset)
+        .filter(|s| s.saturating_add(m.length) <= len)
+        .ok_or_else(|| bad(format!("{} lies past the end of the file", m.name)))?;
+    f.seek(SeekFrom::Start(start))
+        .map_err(|e| bad(e.to_string()))?;
     let mut raw = vec![0u8; m.length as usize];
     f.read_exact(&mut raw)
-        .map_err(|_| format!("{} lies past the end of the file", m.name))?;
-    let mut text = String::new();
-    if m.gzip {
-        flate2::read::ZlibDecoder::new(&raw[..])
-            .take(MAX_MEMBER)
-            .read_to_string(&mut text)
-            .map_err(|e| format!("{} does not inflate: {e}", m.name))?;
+        .map_err(|_| bad(format!("{} lies past the end of the file", m.name)))?;
+    let bytes = if m.gzip {
+        read_capped(
+            flate2::read::ZlibDecoder::new(&raw[..]),
+            MAX_PLIST,
+            shown,
+            &m.name,
+        )?
     } else {
-        text = String::from_utf8_lossy(&raw).into_owned();
-    }
-    Ok(text)
+        raw
+    };
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// The members of the TOC with their heap location (files at any depth).
-fn members(toc: &str) -> Result<Vec<Member>, String> {
+/// The members of the TOC with their heap location (files at any depth, up
+/// to `MAX_DEPTH` elements and `MAX_ENTRIES` files).
+fn members(toc: &str, shown: &str) -> Result<Vec<Member>, ArtifactError> {
+    let too_large = |m: String| ArtifactError::TooLarge(shown.to_string(), m);
     let mut reader = quick_xml::Reader::from_str(toc);
     let mut out = Vec::new();
     let mut stack: Vec<Member> = Vec::new();
     let mut path: Vec<String> = Vec::new();
     loop {
-        match reader
-            .read_event()
-            .map_err(|e| format!("table of contents is not XML: {e}"))?
-        {
+        match reader.read_event().map_err(|e| {
+            ArtifactError::NotXar(shown.into(), format!("table of contents is not XML: {e}"))
+        })? {
             Event::Start(e) => {
+                if path.len() >= MAX_DEPTH {
+                    return Err(too_large(format!(
+                        "the table of contents nests deeper than {MAX_DEPTH} elements"
+                    )));
+                }
                 let name = e.name().as_ref().to_string();
                 if name == "file" {
                     stack.push(Member::default());
@@ -148,6 +187,11 @@ fn members(toc: &str) -> Result<Vec<Member>, String> {
                     && let Some(m) = stack.pop()
                     && m.length > 0
                 {
+                    if out.len() >= MAX_ENTRIES {
+                        return Err(too_large(format!(
+                            "the table of contents lists more than {MAX_ENTRIES} files"
+                        )));
+                    }
                     out.push(m);
                 }
                 path.pop();

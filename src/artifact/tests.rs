@@ -152,3 +152,56 @@ fn info_plist_entry_must_be_at_bundle_root() {
         ["Payload/A.app/Info.plist"]
     );
 }
+
+#[test]
+fn every_nasty_artifact_is_refused_with_a_clear_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in super::nasty::corpus() {
+        let p = dir.path().join(n.name);
+        std::fs::write(&p, &n.bytes).unwrap();
+        let e = inspect(&p).expect_err(n.name);
+        let text = e.to_string();
+        assert!(text.contains(n.name), "{}: {text}", n.name);
+        assert!(text.contains(n.expect), "{}: {text}", n.name);
+        let err: crate::error::Error = e.into();
+        assert_eq!(err.exit_code(), 2, "{}", n.name);
+        // The in-memory reader (the fuzz targets' entry point) agrees.
+        let kind = if n.name.ends_with(".ipa") {
+            Kind::Ipa
+        } else {
+            Kind::Pkg
+        };
+        let e = super::probe(kind, &n.bytes).expect_err(n.name);
+        assert!(e.to_string().contains(n.expect), "{}: {e}", n.name);
+    }
+}
+
+#[test]
+fn the_plist_walk_accepts_real_plists_and_dates() {
+    let mut d = plist::Dictionary::new();
+    d.insert(
+        "When".into(),
+        plist::Value::Date(std::time::SystemTime::UNIX_EPOCH.into()),
+    );
+    d.insert("Data".into(), plist::Value::Data(vec![1, 2, 3]));
+    d.insert("Real".into(), plist::Value::Real(1.5));
+    d.insert("Neg".into(), plist::Value::Integer((-4i64).into()));
+    let nested = (0..100).fold(plist::Value::Boolean(true), |v, _| {
+        plist::Value::Array(vec![v])
+    });
+    d.insert("Nested".into(), nested);
+    for binary in [false, true] {
+        let mut out = Vec::new();
+        let mut d = d.clone();
+        if binary {
+            d.insert("Uid".into(), plist::Value::Uid(plist::Uid::new(3)));
+        }
+        let v = plist::Value::Dictionary(d);
+        if binary {
+            v.to_writer_binary(&mut out).unwrap();
+        } else {
+            v.to_writer_xml(&mut out).unwrap();
+        }
+        super::limits::check_plist_shape(&out, "x").unwrap();
+    }
+}

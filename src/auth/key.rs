@@ -123,7 +123,11 @@ fn parse_pem(text: &str) -> Result<PrivateKey, KeyError> {
     }
     let body_start = label_end + "-----".len();
     let end_marker = format!("-----END {label}-----");
-    let end = rest.find(&end_marker).ok_or(KeyError::Truncated)?;
+    // Searched after the BEGIN line: the markers' dashes may run together.
+    let end = rest[body_start..]
+        .find(&end_marker)
+        .map(|i| body_start + i)
+        .ok_or(KeyError::Truncated)?;
     let body = &rest[body_start..end];
     let body = body
         .strip_prefix("\r\n")
@@ -220,6 +224,15 @@ pub fn generate() -> (Secret, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz finding (credentials target): the END marker's dashes running
+    /// into the BEGIN line's sliced the body backwards and panicked.
+    #[test]
+    fn overlapping_begin_and_end_markers_are_an_error_not_a_panic() {
+        let text = "-----BEGIN PRIVATE KEY---------END PRIVATE KEY-----8";
+        assert!(parse(text).is_err());
+        assert!(parse("-----BEGIN PRIVATE KEY-----END PRIVATE KEY-----").is_err());
+    }
 
     fn pem() -> String {
         generate().0.expose().to_string()

@@ -10,9 +10,27 @@ pub struct Bitrise {
     paths: Paths,
 }
 
+const SUMMARY: &str = "flightdeck-summary.md";
+const OUTCOME: &str = "flightdeck-outcome.json";
+
 impl Bitrise {
+    /// Empties this run's deploy-dir files first, so a run that fails early
+    /// (or is killed) never leaves a previous run's outcome looking current.
     pub fn new(paths: Paths) -> Self {
-        Self { paths }
+        let b = Self { paths };
+        if let Err(e) = b.write_files("", "") {
+            tracing::warn!("cannot reset the Bitrise deploy files: {e}");
+        }
+        b
+    }
+
+    fn write_files(&self, summary_md: &str, json: &str) -> io::Result<()> {
+        if let Some(dir) = &self.paths.bitrise_deploy_dir {
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(dir.join(SUMMARY), summary_md)?;
+            std::fs::write(dir.join(OUTCOME), json)?;
+        }
+        Ok(())
     }
 }
 
@@ -65,15 +83,31 @@ impl Backend for Bitrise {
         _a: &[Annotation],
         json: &str,
     ) -> io::Result<()> {
-        if let Some(dir) = &self.paths.bitrise_deploy_dir {
-            std::fs::create_dir_all(dir)?;
-            std::fs::write(dir.join("flightdeck-summary.md"), summary_md)?;
-            std::fs::write(dir.join("flightdeck-outcome.json"), json)?;
-        }
-        Ok(())
+        self.write_files(summary_md, json)
     }
 
     fn final_error(&mut self, out: &mut dyn Write, message: &str) -> io::Result<()> {
         writeln!(out, "\x1b[31;1m{message}\x1b[0m")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ci::tests::Buf;
+    use crate::ci::{Platform, Reporter};
+
+    #[test]
+    fn phases_get_the_same_headers_as_gitlab_sections() {
+        let buf = Buf::default();
+        let r = Reporter::new(Platform::Bitrise, Paths::default(), Box::new(buf.clone()));
+        r.group_start("upload");
+        r.group_end();
+        r.group_start("doctor: checks");
+        r.final_error("it broke");
+        assert_eq!(
+            buf.text(),
+            "\x1b[34;1m==> upload\x1b[0m\n\x1b[34;1m==> doctor: checks\x1b[0m\n\x1b[31;1mit broke\x1b[0m\n"
+        );
     }
 }

@@ -152,10 +152,15 @@ struct Inner {
     backend: Box<dyn Backend>,
     out: Box<dyn Write + Send>,
     secrets: Vec<String>,
+    /// Also told every masked value (the command layer passes the process-wide
+    /// log redaction, `secret::register`; `ci` itself imports nothing).
+    on_mask: Option<fn(&str)>,
     outputs: BTreeMap<String, String>,
     annotations: Vec<Annotation>,
     emitted: BTreeMap<Level, usize>,
     groups_open: usize,
+    /// Extra Markdown appended to the step summary (tables a step reports).
+    sections: Vec<String>,
 }
 
 pub struct Reporter {
@@ -193,12 +198,21 @@ impl Reporter {
                 backend,
                 out,
                 secrets: Vec::new(),
+                on_mask: None,
                 outputs: BTreeMap::new(),
                 annotations: Vec::new(),
                 emitted: BTreeMap::new(),
                 groups_open: 0,
+                sections: Vec::new(),
             }),
         }
+    }
+
+    /// Call `hook` with every value masked from now on (e.g. so the log
+    /// writer redacts it too).
+    pub fn on_mask(self, hook: fn(&str)) -> Self {
+        self.lock().on_mask = Some(hook);
+        self
     }
 
     pub fn platform(&self) -> Platform {
@@ -227,6 +241,9 @@ impl Reporter {
                 .map(str::to_string),
         );
         for p in pieces {
+            if let Some(hook) = inner.on_mask {
+                hook(&p);
+            }
             if !inner.secrets.contains(&p) {
                 let _ = inner.backend.mask(&mut inner.out, &p);
                 inner.secrets.push(p);
@@ -305,6 +322,11 @@ impl Reporter {
         self.lock().annotations.clone()
     }
 
+    /// Add a Markdown section to the step summary written by `finish`.
+    pub fn summary_section(&self, md: &str) {
+        self.lock().sections.push(md.to_string());
+    }
+
     /// Close groups, write the summary and platform reports.
     pub fn finish(&self, summary_md: &str, outcome_json: &str) {
         let mut g = self.lock();
@@ -326,7 +348,14 @@ impl Reporter {
                 let _ = inner.backend.annotate(&mut inner.out, &a);
             }
         }
-        let md = redact(&inner.secrets, summary_md);
+        let mut full = summary_md.to_string();
+        if !summary_md.is_empty() {
+            for s in &inner.sections {
+                full.push('\n');
+                full.push_str(s);
+            }
+        }
+        let md = redact(&inner.secrets, &full);
         let json = redact(&inner.secrets, outcome_json);
         let annotations = inner.annotations.clone();
         if let Err(e) = inner
@@ -433,6 +462,26 @@ pub mod tests {
     #[test]
     fn env_names() {
         assert_eq!(env_name("build-upload-id"), "FLIGHTDECK_BUILD_UPLOAD_ID");
+    }
+
+    #[test]
+    fn every_masked_value_reaches_the_on_mask_hook() {
+        static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        fn record(v: &str) {
+            SEEN.lock().unwrap().push(v.to_string());
+        }
+        let r = Reporter::new(Platform::Local, Paths::default(), Box::new(Buf::default()))
+            .on_mask(record);
+        r.mask("abc");
+        r.mask("first-line-value\nsecond-line-value");
+        assert_eq!(
+            *SEEN.lock().unwrap(),
+            [
+                "first-line-value\nsecond-line-value",
+                "first-line-value",
+                "second-line-value"
+            ]
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ fn plan_of(a: &TestflightArgs) -> TestFlightPlan {
     tf.submit_for_review = a.submit_for_review;
     tf.notify = a.notify;
     tf.uses_non_exempt_encryption = a.uses_non_exempt_encryption;
+    tf.expire_previous = a.expire_previous;
     tf
 }
 

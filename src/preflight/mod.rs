@@ -100,10 +100,11 @@ pub async fn pipeline(ctx: &Ctx, plan: &Plan) -> Result<Checked, Error> {
             }),
         }
     }
-    let groups = match &out.app_id {
+    let mut groups = match &out.app_id {
         Some(id) if has_groups(plan) => r::list_beta_groups(&ctx.api, id).await?,
         _ => Vec::new(),
     };
+    groups.extend(audience_creates(plan, &groups));
     for (i, s) in plan.steps.iter().enumerate() {
         if let Step::Testflight(tf) = s {
             let artifact = out.artifacts.range(..i).next_back().map(|(_, a)| a.clone());
@@ -123,6 +124,29 @@ pub async fn pipeline(ctx: &Ctx, plan: &Plan) -> Result<Checked, Error> {
         }
     }
     Error::many(problems).map_or(Ok(out), Err)
+}
+
+/// The groups the pipeline's `audience:` will create before the testflight
+/// step (named there, missing in App Store Connect), as stand-ins so a step
+/// may name them; one created without `external: false` is external.
+fn audience_creates(plan: &Plan, existing: &[BetaGroup]) -> Vec<BetaGroup> {
+    let Some(a) = &plan.audience else {
+        return Vec::new();
+    };
+    a.groups
+        .iter()
+        .filter(|g| !existing.iter().any(|e| checks::names_group(e, &g.name)))
+        .map(|g| BetaGroup {
+            kind: "betaGroups".into(),
+            id: format!("audience:{}", g.name),
+            attributes: Some(crate::api::models::BetaGroupAttributes {
+                name: Some(g.name.clone()),
+                is_internal_group: Some(g.external == Some(false)),
+                has_access_to_all_builds: None,
+            }),
+            relationships: None,
+        })
+        .collect()
 }
 
 fn has_groups(plan: &Plan) -> bool {

@@ -1,12 +1,25 @@
 //! The integration tests, built as one binary. Everything runs against the
 //! embedded App Store Connect simulator on loopback.
 
+mod audience;
 mod cli;
+mod credentials;
+mod doctor;
+mod feedback;
+mod init;
 mod integrations;
+mod issue_standins;
 mod layout;
+mod nasty_artifacts;
+mod parsers;
 mod pipeline_file;
+mod portable;
+mod relay;
+mod reliability;
 mod rerun;
+mod secrets;
 mod sim_routes;
+mod standins;
 mod support;
 mod upload;
 mod wait;

@@ -287,28 +287,8 @@ pub async fn notify(sim: S, bytes: Bytes) -> Response {
     )
 }
 
-/// `GET /v1/betaAppReviewSubmissions?filter[build]=ID` (the filter is required).
-pub async fn list_submissions(sim: S, q: Q) -> Response {
-    let builds = jsonapi::filter(&q, "build").unwrap_or_default();
-    let states = jsonapi::filter(&q, "betaReviewState");
-    let st = sim.lock();
-    let items = st
-        .submissions
-        .iter()
-        .filter(|s| builds.contains(&s.build_id))
-        .filter(|s| states.as_ref().is_none_or(|v| v.contains(&s.state)))
-        .map(|s| render_submission(s, &sim.base_url))
-        .collect();
-    page(
-        items,
-        vec![],
-        &q,
-        &sim.base_url,
-        "/v1/betaAppReviewSubmissions",
-    )
-}
-
-fn render_submission(s: &Submission, base: &str) -> serde_json::Value {
+/// A submission as a JSON:API resource (for `POST` and the list in `testers`).
+pub(crate) fn render_submission(s: &Submission, base: &str) -> serde_json::Value {
     json!({"type": "betaAppReviewSubmissions", "id": s.id,
         "attributes": {"betaReviewState": s.state, "submittedDate": crate::state::ts(s.submitted)},
         "relationships": {"build": {"data": {"type": "builds", "id": s.build_id}}},

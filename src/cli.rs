@@ -59,9 +59,10 @@ impl CiChoice {
 pub enum Command {
     /// Run a pipeline file (default flightdeck.yml, or FLIGHTDECK_PIPELINE).
     Run {
+        /// The pipeline file (default flightdeck.yml, or FLIGHTDECK_PIPELINE).
         #[arg(long)]
         pipeline: Option<PathBuf>,
-        /// Validate, resolve and print the plan; call nothing (an `audience:` is read, never written).
+        /// Preflight and print the plan: reads from App Store Connect (an `audience:` too), writes nothing.
         #[arg(long)]
         dry_run: bool,
         /// Confirm an audience prune that leaves a group with no testers.
@@ -70,6 +71,7 @@ pub enum Command {
     },
     /// Validate a pipeline file; errors carry file:line:column.
     Validate {
+        /// The pipeline file (default flightdeck.yml, or FLIGHTDECK_PIPELINE).
         #[arg(long)]
         pipeline: Option<PathBuf>,
     },
@@ -106,7 +108,10 @@ pub enum Command {
     Schema,
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     /// Print the man page (roff).
     #[command(hide = true)]
     Man,
@@ -137,7 +142,7 @@ pub struct InitArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct AppArgs {
     /// App Store Connect app id (default ASC_APP_ID).
-    #[arg(long)]
+    #[arg(long, value_parser = resource_id)]
     pub app_id: Option<String>,
     /// Bundle id (default ASC_BUNDLE_ID).
     #[arg(long, conflicts_with = "app_id")]
@@ -207,10 +212,10 @@ pub struct UploadArgs {
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// The build upload to wait for (the `build-upload-id` output of `upload`).
-    #[arg(long, required_unless_present = "build", conflicts_with = "build")]
+    #[arg(long, required_unless_present = "build", conflicts_with = "build", value_parser = resource_id)]
     pub build_upload: Option<String>,
     /// A build to wait for.
-    #[arg(long)]
+    #[arg(long, value_parser = resource_id)]
     pub build: Option<String>,
     #[command(flatten)]
     pub waiting: WaitFlags,
@@ -221,21 +226,28 @@ pub struct WaitArgs {
 
 #[derive(Debug, Args)]
 pub struct TestflightArgs {
-    #[arg(long)]
+    /// The build to distribute (the `build-id` output of `wait` or `upload --wait`).
+    #[arg(long, value_parser = resource_id)]
     pub build: String,
-    /// Beta group name (repeatable).
+    /// Beta group to add the build to, by name (any case) or id (repeatable).
     #[arg(long = "group")]
     pub groups: Vec<String>,
-    /// What to Test notes.
-    #[arg(long)]
+    /// What to Test notes for --locale (default: WhatToTest.<locale>.txt files in TestFlight/).
+    #[arg(long, conflicts_with = "whats_new_dir")]
     pub whats_new: Option<String>,
+    /// Directory of WhatToTest.<locale>.txt files (Xcode Cloud's layout), one localization each.
+    #[arg(long)]
+    pub whats_new_dir: Option<PathBuf>,
+    /// Locale of --whats-new.
     #[arg(long, default_value = "en-US")]
     pub locale: String,
+    /// Submit the build for Beta App Review (needed for external groups); a submission already made counts.
     #[arg(long)]
     pub submit_for_review: bool,
+    /// Notify the testers, unless they were already notified of this build.
     #[arg(long)]
     pub notify: bool,
-    /// Export compliance answer when the build has none.
+    /// Export compliance answer (true or false) when the build has none.
     #[arg(long)]
     pub uses_non_exempt_encryption: Option<bool>,
     /// Once distributed, expire the app's older builds of the same platform.
@@ -245,11 +257,13 @@ pub struct TestflightArgs {
 
 #[derive(Debug, Args)]
 pub struct FeedbackArgs {
-    #[arg(long)]
+    /// Only feedback on this build (default: every build of the app).
+    #[arg(long, value_parser = resource_id)]
     pub build: Option<String>,
     /// A duration (24h) or an RFC 3339 timestamp.
     #[arg(long)]
     pub since: Option<String>,
+    /// Directory the feedback is written to (one folder per item, plus index.json).
     #[arg(long, default_value = "feedback")]
     pub out: PathBuf,
     /// Only feedback from this app platform (IOS, MAC_OS, TV_OS, VISION_OS).
@@ -278,8 +292,10 @@ pub struct FeedbackArgs {
 pub struct NextArgs {
     #[command(flatten)]
     pub app: AppArgs,
+    /// Only builds of this CFBundleShortVersionString (default: every version).
     #[arg(long)]
     pub version: Option<String>,
+    /// IOS, MAC_OS, TV_OS or VISION_OS.
     #[arg(long, default_value = "IOS")]
     pub platform: String,
 }
@@ -293,17 +309,32 @@ pub enum WebhooksCmd {
     /// Change a webhook.
     Update(WebhookUpdateArgs),
     /// Delete a webhook.
-    Delete { id: String },
+    Delete {
+        /// The webhook's id (see `webhooks list`).
+        #[arg(value_parser = resource_id)]
+        id: String,
+    },
     /// Send a test delivery.
-    Ping { id: String },
+    Ping {
+        /// The webhook's id (see `webhooks list`).
+        #[arg(value_parser = resource_id)]
+        id: String,
+    },
     /// List deliveries (optionally only FAILED, SUCCEEDED or PENDING).
     Deliveries {
+        /// The webhook's id (see `webhooks list`).
+        #[arg(value_parser = resource_id)]
         id: String,
-        #[arg(long)]
+        /// Only deliveries in this state: SUCCEEDED, FAILED or PENDING.
+        #[arg(long, value_parser = delivery_state)]
         state: Option<String>,
     },
     /// Send a delivery again.
-    Redeliver { delivery_id: String },
+    Redeliver {
+        /// The delivery's id (see `webhooks deliveries`).
+        #[arg(value_parser = resource_id)]
+        delivery_id: String,
+    },
     /// The relay: verify, persist, dedupe, forward until acknowledged, stream to subscribers.
     Listen(ListenArgs),
 }
@@ -313,6 +344,7 @@ pub struct ListenArgs {
     /// Address to serve on, e.g. 0.0.0.0:8787.
     #[arg(long)]
     pub listen: String,
+    /// Environment variable holding the webhook secret.
     #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
     pub secret_env: String,
     /// Forward every verified event here until it answers 2xx (repeatable): a URL
@@ -356,36 +388,48 @@ pub struct ListenArgs {
 pub struct WebhookCreateArgs {
     #[command(flatten)]
     pub app: AppArgs,
+    /// A name for the webhook, shown in App Store Connect.
     #[arg(long)]
     pub name: String,
-    #[arg(long)]
+    /// Where Apple sends deliveries: an http(s) URL.
+    #[arg(long, value_parser = web_url)]
     pub url: String,
     /// Event type (repeatable), e.g. BUILD_UPLOAD_STATE_UPDATED.
     #[arg(long = "event", required = true)]
     pub events: Vec<String>,
+    /// Environment variable holding the signing secret.
     #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
     pub secret_env: String,
+    /// Create it disabled (no deliveries until enabled).
     #[arg(long)]
     pub disabled: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct WebhookUpdateArgs {
+    /// The webhook's id (see `webhooks list`).
+    #[arg(value_parser = resource_id)]
     pub id: String,
+    /// A new name.
     #[arg(long)]
     pub name: Option<String>,
-    #[arg(long)]
+    /// A new delivery URL (http or https).
+    #[arg(long, value_parser = web_url)]
     pub url: Option<String>,
+    /// Replace the event types with these (repeatable), e.g. BUILD_UPLOAD_STATE_UPDATED.
     #[arg(long = "event")]
     pub events: Vec<String>,
+    /// Environment variable holding a new signing secret.
     #[arg(long)]
     pub secret_env: Option<String>,
+    /// Turn deliveries on (true) or off (false).
     #[arg(long)]
     pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Args)]
 pub struct SimulatorArgs {
+    /// Address to serve the simulated App Store Connect API on.
     #[arg(long, default_value = "127.0.0.1:4010")]
     pub listen: String,
     /// Write ASC_* variables for this simulator (with a generated key) to this file.
@@ -409,8 +453,45 @@ pub struct SimulatorArgs {
     pub bandwidth: Option<String>,
 }
 
+/// Apple's `deliveryState` values (`filter[deliveryState]`), in any case.
+pub fn delivery_state(v: &str) -> Result<String, String> {
+    const STATES: [&str; 3] = ["SUCCEEDED", "FAILED", "PENDING"];
+    let up = v.trim().to_ascii_uppercase();
+    match STATES.contains(&up.as_str()) {
+        true => Ok(up),
+        false => Err(format!(
+            "not a delivery state; use one of {}",
+            STATES.join(", ")
+        )),
+    }
+}
+
+/// An absolute http(s) URL with a host, as Apple's `format: uri` for webhook URLs needs.
+pub fn web_url(v: &str) -> Result<String, String> {
+    let u = reqwest::Url::parse(v.trim())
+        .map_err(|e| format!("not a URL ({e}); use e.g. https://ci.example.com/hooks/asc"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+        return Err("use an http:// or https:// URL with a host".into());
+    }
+    Ok(v.trim().to_string())
+}
+
+/// An App Store Connect resource id: it goes into a URL path, so it must be one
+/// path segment (letters, digits, `-`, `_`, `.`), as Apple's ids are.
+pub fn resource_id(v: &str) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    match ok {
+        true => Ok(v.to_string()),
+        false => Err("not an App Store Connect id (letters, digits, - _ . only)".into()),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct AudienceArgs {
+    /// The pipeline file with the `audience:` (default flightdeck.yml, or FLIGHTDECK_PIPELINE).
     #[arg(long)]
     pub pipeline: Option<PathBuf>,
     /// Confirm a prune that leaves a group with no testers.
@@ -432,6 +513,7 @@ pub enum TestersCmd {
     List {
         #[command(flatten)]
         app: AppArgs,
+        /// Only this beta group's testers (name or id).
         #[arg(long)]
         group: Option<String>,
     },
@@ -439,12 +521,16 @@ pub enum TestersCmd {
     Add {
         #[command(flatten)]
         app: AppArgs,
+        /// The beta group to add the tester to (name or id).
         #[arg(long)]
         group: String,
+        /// The tester's email address.
         #[arg(long)]
         email: String,
+        /// The tester's first name (for a new tester).
         #[arg(long)]
         first_name: Option<String>,
+        /// The tester's last name (for a new tester).
         #[arg(long)]
         last_name: Option<String>,
     },
@@ -452,8 +538,10 @@ pub enum TestersCmd {
     Remove {
         #[command(flatten)]
         app: AppArgs,
+        /// The tester's email address.
         #[arg(long)]
         email: String,
+        /// The beta group to remove the tester from (name or id).
         #[arg(
             long,
             required_unless_present = "whole_app",
@@ -468,16 +556,20 @@ pub enum TestersCmd {
     Import {
         #[command(flatten)]
         app: AppArgs,
+        /// The beta group to add the testers to (name or id).
         #[arg(long)]
         group: String,
+        /// The CSV file to read.
         file: PathBuf,
     },
     /// Write the app's (or a group's) testers as a CSV that `import` reads back.
     Export {
         #[command(flatten)]
         app: AppArgs,
+        /// Only this beta group's testers (name or id).
         #[arg(long)]
         group: Option<String>,
+        /// The CSV file to write.
         #[arg(long)]
         out: PathBuf,
     },

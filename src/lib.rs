@@ -31,6 +31,7 @@ pub mod fuzzing;
 pub mod init;
 pub mod outcome;
 pub mod plan;
+pub mod preflight;
 pub mod relay;
 pub mod secret;
 pub mod spec;

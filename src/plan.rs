@@ -147,17 +147,74 @@ pub enum BuildRef {
     Id(String),
 }
 
+/// Where What to Test notes come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotesSource {
+    /// The texts given in `whats_new` (possibly none).
+    Given,
+    /// `WhatToTest.<locale>.txt` files in this directory, one localization each.
+    /// `explicit: false` is Xcode Cloud's `TestFlight/`, read only when it exists.
+    Dir { path: PathBuf, explicit: bool },
+}
+
+/// Xcode Cloud keeps What to Test notes in `TestFlight/WhatToTest.<locale>.txt`.
+pub const XCODE_CLOUD_NOTES_DIR: &str = "TestFlight";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TestFlightPlan {
     pub build: BuildRef,
+    /// Beta group names (matched case-insensitively) or ids.
     pub groups: Vec<String>,
     /// locale -> What to Test text
     pub whats_new: BTreeMap<String, String>,
+    pub notes: NotesSource,
     pub submit_for_review: bool,
     pub notify: bool,
     pub uses_non_exempt_encryption: Option<bool>,
     /// Expire the app's older builds of the platform once distributed.
     pub expire_previous: bool,
+    /// Where the step's values are in the pipeline file, for located errors.
+    #[serde(skip)]
+    pub origin: TestFlightOrigin,
+}
+
+/// Pipeline locations of a `testflight` step's values (empty for flags).
+#[derive(Debug, Clone, Default)]
+pub struct TestFlightOrigin {
+    pub step: Option<Location>,
+    /// Parallel to `groups`.
+    pub groups: Vec<Option<Location>>,
+    pub whats_new: Option<Location>,
+}
+
+impl TestFlightOrigin {
+    pub fn group(&self, i: usize) -> Option<&Location> {
+        self.groups.get(i).and_then(Option::as_ref)
+    }
+}
+
+impl TestFlightPlan {
+    /// A plan for `build` with nothing to do yet (flags fill it in).
+    pub fn for_build(build: BuildRef) -> Self {
+        Self {
+            build,
+            groups: Vec::new(),
+            whats_new: BTreeMap::new(),
+            notes: NotesSource::Given,
+            submit_for_review: false,
+            notify: false,
+            uses_non_exempt_encryption: None,
+            expire_previous: false,
+            origin: TestFlightOrigin::default(),
+        }
+    }
+
+    /// External testing is asked for when review is, or when a group is not internal
+    /// (`is_internal` answers for a group name or id).
+    pub fn needs_external(&self, is_internal: impl Fn(&str) -> bool) -> bool {
+        self.submit_for_review || self.groups.iter().any(|g| !is_internal(g))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -207,6 +264,9 @@ pub struct Plan {
     pub file: String,
     pub app: Option<AppRef>,
     pub steps: Vec<Step>,
+    /// Where `app:` names the app, for located errors when it does not resolve.
+    #[serde(skip)]
+    pub app_origin: Option<Location>,
     /// The TestFlight audience, reconciled before the testflight step.
     pub audience: Option<crate::audience::Audience>,
 }
@@ -394,6 +454,11 @@ pub fn from_pipeline(
             file: file.to_string(),
             app,
             steps,
+            app_origin: p
+                .app
+                .as_ref()
+                .and_then(|a| a.id.as_ref().or(a.bundle_id.as_ref()))
+                .map(|t| t.location(file)),
             audience,
         }),
     }
@@ -536,42 +601,34 @@ fn relay_wait(r: &mut Resolver, h: &spec::WebhookSpec) -> Option<RelayWait> {
 pub const RELAY_TOKEN: &str = "FLIGHTDECK_RELAY_TOKEN";
 
 fn testflight(r: &mut Resolver, t: &spec::TestflightStep) -> TestFlightPlan {
-    let groups = t
-        .groups
-        .iter()
-        .flatten()
-        .filter_map(|g| r.text(g))
-        .collect();
-    let locale = r.opt_text(&t.locale).unwrap_or_else(|| "en-US".into());
-    let mut whats_new = BTreeMap::new();
-    if let Some(w) = &t.whats_new {
-        match &w.0.value {
-            WhatsNew::Single(s) => {
-                let loc = w.0.referenced;
-                match crate::spec::text::interpolate(s, r.env) {
-                    Ok(v) => {
-                        whats_new.insert(locale, v);
-                    }
-                    Err(e) => r.problems.push(Error::input(e).at(Location {
-                        file: r.file.into(),
-                        line: loc.line() as u32,
-                        column: loc.column() as u32,
-                    })),
-                }
-            }
-            WhatsNew::ByLocale(m) => {
-                for (loc, text) in m {
-                    if let Some(v) = r.text(text) {
-                        whats_new.insert(loc.clone(), v);
-                    }
-                }
-            }
+    let mut origin = TestFlightOrigin::default();
+    let mut groups = Vec::new();
+    for g in t.groups.iter().flatten() {
+        if let Some(v) = r.text(g) {
+            groups.push(v);
+            origin.groups.push(Some(g.location(r.file)));
         }
     }
+    let locale = r.opt_text(&t.locale).unwrap_or_else(|| "en-US".into());
+    let (whats_new, notes) = whats_new(r, t, locale, &mut origin);
+    origin.step = [
+        &t.submit_for_review,
+        &t.notify,
+        &t.uses_non_exempt_encryption,
+        &t.locale,
+        &t.expire_previous,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .map(|x| x.location(r.file))
+    .or_else(|| origin.groups.first().cloned().flatten())
+    .or_else(|| origin.whats_new.clone());
     TestFlightPlan {
         build: BuildRef::Previous,
         groups,
         whats_new,
+        notes,
         submit_for_review: r
             .bool(&t.submit_for_review, "submit-for-review")
             .unwrap_or(false),
@@ -581,6 +638,63 @@ fn testflight(r: &mut Resolver, t: &spec::TestflightStep) -> TestFlightPlan {
         expire_previous: r
             .bool(&t.expire_previous, "expire-previous")
             .unwrap_or(false),
+        origin,
+    }
+}
+
+/// The step's notes: one text, a map of locale to text, `{ dir: PATH }`, or
+/// (with none configured) Xcode Cloud's `TestFlight/` directory.
+fn whats_new(
+    r: &mut Resolver,
+    t: &spec::TestflightStep,
+    locale: String,
+    origin: &mut TestFlightOrigin,
+) -> (BTreeMap<String, String>, NotesSource) {
+    let mut notes = BTreeMap::new();
+    let Some(w) = &t.whats_new else {
+        return (notes, xcode_cloud_notes());
+    };
+    let loc = w.0.referenced;
+    let here = Location {
+        file: r.file.into(),
+        line: loc.line() as u32,
+        column: loc.column() as u32,
+    };
+    origin.whats_new = Some(here.clone());
+    match &w.0.value {
+        WhatsNew::Single(s) => match crate::spec::text::interpolate(s, r.env) {
+            Ok(v) => {
+                notes.insert(locale, v);
+            }
+            Err(e) => r.problems.push(Error::input(e).at(here)),
+        },
+        WhatsNew::ByLocale(m) if m.len() == 1 && m.contains_key("dir") => {
+            let dir = r.text(&m["dir"]).unwrap_or_default();
+            let path = PathBuf::from(dir);
+            return (
+                notes,
+                NotesSource::Dir {
+                    path,
+                    explicit: true,
+                },
+            );
+        }
+        WhatsNew::ByLocale(m) => {
+            for (loc, text) in m {
+                if let Some(v) = r.text(text) {
+                    notes.insert(loc.clone(), v);
+                }
+            }
+        }
+    }
+    (notes, NotesSource::Given)
+}
+
+/// Xcode Cloud's notes directory, looked up from the working directory.
+pub fn xcode_cloud_notes() -> NotesSource {
+    NotesSource::Dir {
+        path: PathBuf::from(XCODE_CLOUD_NOTES_DIR),
+        explicit: false,
     }
 }
 
@@ -632,10 +746,18 @@ pub fn render(plan: &Plan) -> String {
                 } else {
                     t.groups.join(", ")
                 },
-                if t.whats_new.is_empty() {
-                    "none".into()
-                } else {
-                    t.whats_new.keys().cloned().collect::<Vec<_>>().join(", ")
+                match (&t.notes, t.whats_new.is_empty()) {
+                    (_, false) => t.whats_new.keys().cloned().collect::<Vec<_>>().join(", "),
+                    (
+                        NotesSource::Dir {
+                            path,
+                            explicit: true,
+                        },
+                        _,
+                    ) => format!("from {}", path.display()),
+                    (NotesSource::Dir { path, .. }, _) =>
+                        format!("from {} if present", path.display()),
+                    (NotesSource::Given, _) => "none".into(),
                 },
                 t.submit_for_review,
                 t.notify

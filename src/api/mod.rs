@@ -10,6 +10,7 @@ pub mod models;
 pub mod ratelimit;
 pub mod resources;
 pub mod retry;
+pub mod write;
 
 pub use client::{Client, Idempotency};
 pub use error::{ApiError, ApiErrorKind};

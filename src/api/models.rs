@@ -228,6 +228,20 @@ pub struct BuildUploadFileAttributes {
     pub uti: Option<String>,
     #[serde(default)]
     pub upload_operations: Option<Vec<UploadOperation>>,
+    /// `{ file: { hash, algorithm } }` as committed.
+    #[serde(default)]
+    pub source_file_checksums: Option<Value>,
+}
+
+impl BuildUploadFileAttributes {
+    /// The committed whole-file checksum: (algorithm, lowercase hex).
+    pub fn file_checksum(&self) -> Option<(String, String)> {
+        let f = self.source_file_checksums.as_ref()?.get("file")?;
+        Some((
+            f.get("algorithm")?.as_str()?.to_string(),
+            f.get("hash")?.as_str()?.to_ascii_lowercase(),
+        ))
+    }
 }
 
 pub type BuildUploadFile = Resource<BuildUploadFileAttributes>;

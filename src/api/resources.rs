@@ -186,6 +186,115 @@ pub async fn list_builds(
         .data)
 }
 
+/// The build with the ids of the beta groups holding it (`include=betaGroups`;
+/// Apple includes at most 50, the most a build's groups are read here).
+pub async fn get_build_with_groups(c: &Client, id: &str) -> R<(Build, Vec<String>)> {
+    let doc: Document<Build> = c
+        .get(&with_query(
+            &format!("/v1/builds/{id}"),
+            &[
+                ("include", "app,betaGroups"),
+                ("fields[apps]", "bundleId"),
+                ("fields[betaGroups]", "name"),
+                ("limit[betaGroups]", "50"),
+            ],
+        ))
+        .await?;
+    let mut groups: Vec<String> = doc
+        .data
+        .relationships
+        .as_ref()
+        .and_then(|r| r["betaGroups"]["data"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|g| g["id"].as_str().map(str::to_string))
+        .collect();
+    for inc in &doc.included {
+        if inc["type"] == "betaGroups"
+            && let Some(id) = inc["id"].as_str()
+            && !groups.iter().any(|g| g == id)
+        {
+            groups.push(id.to_string());
+        }
+    }
+    Ok((doc.data, groups))
+}
+
+/// The build's marketing version and platform (its pre-release version's).
+pub async fn get_build_version(c: &Client, id: &str) -> R<Option<(String, Platform)>> {
+    let doc: Document<Build> = c
+        .get(&with_query(
+            &format!("/v1/builds/{id}"),
+            &[
+                ("include", "preReleaseVersion"),
+                ("fields[preReleaseVersions]", "version,platform"),
+            ],
+        ))
+        .await?;
+    let Some(v) = doc
+        .included
+        .iter()
+        .find(|v| v["type"] == "preReleaseVersions")
+    else {
+        return Ok(None);
+    };
+    let platform = v["attributes"]["platform"]
+        .as_str()
+        .map(|p| p.parse().unwrap_or_else(|e| match e {}))
+        .unwrap_or(Platform::Ios);
+    Ok(v["attributes"]["version"]
+        .as_str()
+        .map(|s| (s.to_string(), platform)))
+}
+
+/// Builds of one app version waiting for or in Beta App Review.
+pub async fn list_builds_in_review(
+    c: &Client,
+    app_id: &str,
+    version: &str,
+    platform: &Platform,
+) -> R<Vec<Build>> {
+    let path = with_query(
+        "/v1/builds",
+        &[
+            ("filter[app]", app_id),
+            ("filter[preReleaseVersion.version]", version),
+            ("filter[preReleaseVersion.platform]", platform.as_str()),
+            (
+                "filter[betaAppReviewSubmission.betaReviewState]",
+                "WAITING_FOR_REVIEW,IN_REVIEW",
+            ),
+            ("limit", "200"),
+        ],
+    );
+    Ok(c.get_all::<Build>(&path).await?.data)
+}
+
+/// Beta App Review submissions of a build (Apple requires `filter[build]`).
+pub async fn list_beta_review_submissions(
+    c: &Client,
+    build_id: &str,
+) -> R<Vec<BetaAppReviewSubmission>> {
+    let path = with_query(
+        "/v1/betaAppReviewSubmissions",
+        &[("filter[build]", build_id), ("limit", "200")],
+    );
+    Ok(c.get_all::<BetaAppReviewSubmission>(&path).await?.data)
+}
+
+/// Testers invited to (notified of) the build so far: the sum of
+/// `inviteCount` over the build's beta usage data points.
+pub async fn beta_invite_count(c: &Client, build_id: &str) -> R<u64> {
+    let doc: Value = c
+        .get(&format!("/v1/builds/{build_id}/metrics/betaBuildUsages"))
+        .await?;
+    let points = doc["data"].as_array().into_iter().flatten();
+    Ok(points
+        .flat_map(|d| d["dataPoints"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["values"]["inviteCount"].as_u64())
+        .sum())
+}
+
 pub async fn set_export_compliance(c: &Client, build_id: &str, uses_non_exempt: bool) -> R<Build> {
     let body = json!({"data": {"type": "builds", "id": build_id, "attributes": {"usesNonExemptEncryption": uses_non_exempt}}});
     Ok(

@@ -38,7 +38,12 @@ impl Report {
 }
 
 pub fn upload(ci: &Reporter, report: &mut Report, u: &Uploaded) {
-    ci.set_output("build-upload-id", &u.build_upload_id);
+    if !u.build_upload_id.is_empty() {
+        ci.set_output("build-upload-id", &u.build_upload_id);
+    }
+    if let Some(b) = &u.build_id {
+        ci.set_output("build-id", b);
+    }
     ci.set_output("app-id", &u.app_id);
     ci.set_output("version", &u.version);
     ci.set_output("build-number", &u.build_number);
@@ -49,6 +54,21 @@ pub fn upload(ci: &Reporter, report: &mut Report, u: &Uploaded) {
 }
 
 fn upload_row(u: &Uploaded) -> String {
+    if u.reused {
+        return format!(
+            "{} {} ({}) already uploaded by an earlier run: reusing build upload {}",
+            u.version, u.build_number, u.platform, u.build_upload_id
+        );
+    }
+    if u.skipped && u.build_upload_id.is_empty() {
+        return format!(
+            "{} {} ({}) already exists as build {}",
+            u.version,
+            u.build_number,
+            u.platform,
+            u.build_id.as_deref().unwrap_or_default()
+        );
+    }
     if u.skipped {
         return format!(
             "{} {} ({}) already uploaded: build upload {}",
@@ -102,19 +122,52 @@ fn wait_row(w: &Waited) -> String {
 }
 
 pub fn testflight(ci: &Reporter, report: &mut Report, d: &Distributed) {
+    use crate::testflight::{Change, NoteChange};
     ci.set_output("build-id", &d.build_id);
+    ci.set_output("build-url", &d.build_url);
+    let names: Vec<&str> = d.groups.iter().map(|g| g.name.as_str()).collect();
+    ci.set_output("beta-groups", names.join(","));
+    if let Some(r) = &d.review {
+        ci.set_output("beta-review-state", &r.state);
+    }
+    let already = |c: Change| {
+        if c == Change::Already {
+            " (already)"
+        } else {
+            ""
+        }
+    };
     let mut parts = vec![format!("build {}", d.build_id)];
-    if !d.groups_added.is_empty() {
-        parts.push(format!("groups: {}", d.groups_added.join(", ")));
+    if !d.groups.is_empty() {
+        let g: Vec<String> = d
+            .groups
+            .iter()
+            .map(|g| format!("{}{}", g.name, already(g.change)))
+            .collect();
+        parts.push(format!("groups: {}", g.join(", ")));
     }
-    if !d.localizations.is_empty() {
-        parts.push(format!("notes: {}", d.localizations.join(", ")));
+    if !d.notes.is_empty() {
+        let n: Vec<String> = d
+            .notes
+            .iter()
+            .map(|n| match n.change {
+                NoteChange::Unchanged => format!("{} (unchanged)", n.locale),
+                _ => n.locale.clone(),
+            })
+            .collect();
+        parts.push(format!("notes: {}", n.join(", ")));
     }
-    if d.submitted_for_review {
-        parts.push("submitted for review".into());
+    if let Some(r) = &d.review {
+        let verb = match r.change {
+            Change::Done => "submitted for review",
+            Change::Already => "review already submitted",
+        };
+        parts.push(format!("{verb}: {}", r.state));
     }
-    if d.notified {
-        parts.push("testers notified".into());
+    match d.notified {
+        Some(Change::Done) => parts.push("testers notified".into()),
+        Some(Change::Already) => parts.push("testers already notified".into()),
+        None => {}
     }
     if let Some(x) = &d.expired {
         // `builds-expired`: how many older builds `expire-previous` expired.
@@ -129,6 +182,7 @@ pub fn testflight(ci: &Reporter, report: &mut Report, d: &Distributed) {
             n => format!("expired {n} older build(s): {}", builds.join(", ")),
         });
     }
+    parts.push(d.build_url.clone());
     report.row("testflight", parts.join("; "));
 }
 

@@ -3,7 +3,9 @@
 //! next (the upload's ids to the wait, the wait's build to TestFlight and
 //! feedback). A pipeline's `audience:` is reconciled just before the
 //! testflight step (or last). Each finished step is reported as soon as it
-//! finishes, so a cancelled run keeps the outputs it has.
+//! finishes, so a cancelled run keeps the outputs it has. Before the first
+//! step, one preflight checks the whole pipeline (`preflight::pipeline`);
+//! `--dry-run` stops after it (and the audience's read-only plan).
 
 use super::report::{self, Report};
 use super::{Invocation, audience};
@@ -16,7 +18,7 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::plan::{self, BuildRef, FeedbackPlan, Plan, Step, TestFlightPlan, WaitPlan};
 use crate::upload::Uploaded;
-use crate::{spec, testflight, upload, wait};
+use crate::{preflight, spec, testflight, upload, wait};
 use std::path::{Path, PathBuf};
 
 pub(super) fn validate(
@@ -60,41 +62,42 @@ pub(super) async fn run(
     if let Some(a) = &mut plan.audience {
         a.confirmed = yes;
     }
-    if dry_run {
-        inv.settings.credentials()?;
-        return match desired {
-            None => {
-                show(report, &plan, "dry run: nothing was called");
-                Ok(())
-            }
-            Some(d) => dry_run_audience(&plan, &d, yes, inv, report).await,
-        };
-    }
     let ctx = inv.ctx()?;
+    let checked = ctx.or_cancel(preflight::pipeline(&ctx, &plan)).await?;
+    if dry_run {
+        show(report, &plan, "");
+        let text = report.text.take().unwrap_or_default();
+        report.text = Some(format!("{text}{}", preflight::render(&checked)));
+        let mut data = serde_json::json!({"plan": plan, "preflight": checked});
+        if let Some(d) = &desired {
+            dry_run_audience(&ctx, &plan, d, yes, report).await?;
+            data["audience"] = report.data.take().unwrap_or_default();
+        }
+        report.data = Some(data);
+        report.text = report
+            .text
+            .take()
+            .map(|t| t + "dry run: only reads were made\n");
+        return Ok(());
+    }
     execute(&ctx, &plan, inv.settings, report).await
 }
 
-/// A dry run with an audience: its plan needs App Store Connect's side, so
-/// read it, never write.
+/// A dry run's audience: its plan needs App Store Connect's side, so read
+/// it, never write.
 async fn dry_run_audience(
+    ctx: &Ctx,
     plan: &Plan,
     desired: &Desired,
     yes: bool,
-    inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let ctx = inv.ctx()?;
     let app = AppRef::resolve(plan.app.as_ref(), &ctx.api).await?;
-    let mode = audience::mode(&ctx, false, yes);
+    let mode = audience::mode(ctx, false, yes);
     let rec = ctx
         .or_cancel(crate::audience::reconcile(&ctx.api, &app, desired, mode))
         .await?;
-    report.text = Some(plan::render(plan));
     report::audience_plan(&ctx.ci, report, &rec);
-    report.text = report
-        .text
-        .take()
-        .map(|t| t + "dry run: nothing was changed\n");
     Ok(())
 }
 
@@ -237,6 +240,9 @@ async fn previous_build(ctx: &Ctx, carry: &mut Carry) -> Result<String, Error> {
         .upload
         .as_ref()
         .ok_or_else(|| Error::input("no earlier upload step produced a build"))?;
+    if let Some(b) = &u.build_id {
+        return Ok(b.clone());
+    }
     let (_, build) = r::get_build_upload(&ctx.api, &u.build_upload_id).await?;
     let b = build.ok_or_else(|| {
         Error::input(format!(
@@ -279,7 +285,16 @@ async fn wait_step(
     report: &mut Report,
 ) -> Result<(), Error> {
     let previous = carry.upload.as_ref().map(|u| u.build_upload_id.as_str());
-    let target = w.target.resolve(previous)?;
+    let target = match (
+        &w.target,
+        carry.upload.as_ref().and_then(|u| u.build_id.clone()),
+    ) {
+        // A build that exists only as a build (skip-if-exists): wait for it directly.
+        (plan::WaitTarget::PreviousUpload, Some(b)) if previous == Some("") => {
+            plan::WaitTarget::Build(b)
+        }
+        (t, _) => t.resolve(previous)?,
+    };
     let app = app_id(ctx, plan, carry).await.ok();
     let secret = settings.webhook_secret.as_ref();
     let done = wait::run(ctx, w, target, app.as_deref(), secret).await?;
@@ -298,11 +313,14 @@ async fn testflight_step(
         BuildRef::Id(id) => id.clone(),
         BuildRef::Previous => previous_build(ctx, carry).await?,
     };
-    let enc = carry
-        .upload
-        .as_ref()
-        .and_then(|u| u.artifact.uses_non_exempt_encryption);
-    let d = testflight::run(ctx, t, &build, enc).await?;
+    let known = testflight::Known {
+        info_plist_encryption: carry
+            .upload
+            .as_ref()
+            .and_then(|u| u.artifact.uses_non_exempt_encryption),
+        platform: carry.upload.as_ref().map(|u| u.platform.clone()),
+    };
+    let d = testflight::run(ctx, t, &build, &known).await?;
     report::testflight(&ctx.ci, report, &d);
     Ok(())
 }

@@ -59,7 +59,11 @@ pub(super) async fn run(
     report::upload(&ctx.ci, report, &done);
     if let Some(w) = wait {
         ctx.ci.group_start("wait");
-        let target = w.target.resolve(Some(&done.build_upload_id))?;
+        let target = match &done.build_id {
+            // A build that exists only as a build (skip-if-exists): wait on it.
+            Some(b) if done.build_upload_id.is_empty() => crate::plan::WaitTarget::Build(b.clone()),
+            _ => w.target.resolve(Some(&done.build_upload_id))?,
+        };
         let secret = inv.settings.webhook_secret.as_ref();
         let r = wait::run(&ctx, &w, target, Some(&done.app_id), secret).await;
         ctx.ci.group_end();

@@ -5,6 +5,7 @@
 //! (durations, booleans, platforms) happen in `plan`, still pointing at the
 //! exact line and column.
 
+pub mod notes;
 pub mod schema;
 pub mod text;
 
@@ -223,10 +224,11 @@ pub struct WebhookSpec {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TestflightStep {
-    /// Beta group names to add the build to.
+    /// Beta groups to add the build to: names (any case) or ids.
     #[serde(default)]
     pub groups: Option<Vec<Text>>,
-    /// What to Test notes: a text (for `locale`, default en-US) or a map of locale to text.
+    /// What to Test notes: a text (for `locale`, default en-US), a map of locale to text, or
+    /// `{ dir: PATH }`; without it, Xcode Cloud's `TestFlight/WhatToTest.<locale>.txt` files.
     #[serde(default)]
     pub whats_new: Option<WhatsNewField>,
     /// Locale of a single `whats-new` text.
@@ -291,7 +293,7 @@ impl JsonSchema for WhatsNewField {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "What to Test notes: a text (for `locale`, default en-US) or a map of locale to text.",
+            "description": "What to Test notes: a text (for `locale`, default en-US), a map of locale to text, or `{ dir: PATH }` with WhatToTest.<locale>.txt files. Without it, Xcode Cloud's TestFlight/WhatToTest.<locale>.txt files are read when present.",
             "oneOf": [
                 {"type": "string"},
                 {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}

@@ -2,8 +2,10 @@
 //!
 //! 1. Inspect the artifact; flags must agree with it (nothing is created otherwise).
 //! 2. Resolve the app from its bundle id.
-//! 3. Guard the build number: already uploaded -> refuse (next number in the
-//!    message) or skip; an interrupted earlier upload -> resume it.
+//! 3. Guard the build number: the same file already uploaded (same size and
+//!    checksum) -> reuse it, so a re-run goes on; another file -> refuse (next
+//!    number in the message) or skip; an interrupted earlier upload -> resume
+//!    it; a build that exists only as a build (Xcode, Transporter) -> refuse or skip.
 //! 4. Create the build upload and reserve the file, reconciling ambiguous
 //!    failures by reading back instead of creating twice.
 //! 5. Send the parts (`parts`), hashing in the same pass.
@@ -16,8 +18,11 @@ pub mod progress;
 pub mod schedule;
 mod source;
 
-use crate::api::models::{AssetDeliveryState, BuildUpload, BuildUploadFile, Platform};
-use crate::api::{ApiError, ApiErrorKind, resources as r};
+use crate::api::models::{
+    AssetDeliveryState, BuildUpload, BuildUploadFile, BuildUploadState, Platform,
+};
+use crate::api::write::exactly_once;
+use crate::api::{ApiErrorKind, resources as r};
 use crate::artifact::{self, Artifact};
 use crate::context::Ctx;
 use crate::error::{Detail, Error};
@@ -40,6 +45,11 @@ pub struct Uploaded {
     /// Already uploaded before and `skip-if-exists` was set.
     pub skipped: bool,
     pub resumed: bool,
+    /// The same file was uploaded by an earlier run: nothing was sent again.
+    pub reused: bool,
+    /// The build, when it is already known (reused or skipped uploads; builds
+    /// uploaded by other tools have no build upload: `build_upload_id` is empty).
+    pub build_id: Option<String>,
     pub artifact: Artifact,
 }
 
@@ -119,7 +129,7 @@ pub async fn run(ctx: &Ctx, plan: &UploadPlan) -> Result<Uploaded, Error> {
     );
     let app_id = resolve_app(ctx, plan.app.as_ref(), &a.bundle_id).await?;
     let start = Instant::now();
-    let done = |id: &str, bytes: u64, skipped: bool, resumed: bool| Uploaded {
+    let done = |id: &str, bytes: u64, how: Earlier| Uploaded {
         build_upload_id: id.to_string(),
         app_id: app_id.clone(),
         version: a.version.clone(),
@@ -127,31 +137,22 @@ pub async fn run(ctx: &Ctx, plan: &UploadPlan) -> Result<Uploaded, Error> {
         platform: a.platform.clone(),
         bytes_uploaded: bytes,
         upload_seconds: start.elapsed().as_secs_f64(),
-        skipped,
-        resumed,
+        skipped: how == Earlier::Skipped,
+        resumed: how == Earlier::Resumed,
+        reused: how == Earlier::Reused,
+        build_id: None,
         artifact: a.clone(),
     };
-    let (upload, resumed) =
-        match guard::existing(&ctx.api, &app_id, &a.version, &a.build_number, &a.platform).await? {
-            guard::Existing::Taken(u) if plan.skip_if_exists => {
-                ctx.ci.notice(format!(
-                    "build {} of {} ({}) is already uploaded (build upload {}); skipping",
-                    a.build_number, a.version, a.platform, u.id
-                ));
-                return Ok(done(&u.id, 0, true, false));
-            }
-            guard::Existing::Taken(u) => {
-                return Err(already_uploaded(ctx, &app_id, &a, Some(&u)).await);
-            }
-            guard::Existing::Resumable(u) => {
-                tracing::info!(
-                    "resuming build upload {} left AWAITING_UPLOAD by an earlier run",
-                    u.id
-                );
-                (u, true)
-            }
-            guard::Existing::None => (create_upload(ctx, &app_id, &a).await?, false),
-        };
+    let (upload, resumed) = match earlier(ctx, plan, &app_id, &a).await? {
+        Found::Done(id, how, build_id) => {
+            return Ok(Uploaded {
+                build_id,
+                ..done(&id, 0, how)
+            });
+        }
+        Found::Resume(u) => (*u, true),
+        Found::Nothing => (create_upload(ctx, &app_id, &a).await?, false),
+    };
     let file = reserve_or_resume(ctx, &upload, &a, resumed).await?;
     let state = file.attrs().asset_delivery_state.and_then(|s| s.state);
     let bytes = if matches!(
@@ -165,9 +166,122 @@ pub async fn run(ctx: &Ctx, plan: &UploadPlan) -> Result<Uploaded, Error> {
             .await
             .map_err(|e| resumable(e, &upload.id))?
     };
-    let result = done(&upload.id, bytes, false, resumed);
+    let how = if resumed {
+        Earlier::Resumed
+    } else {
+        Earlier::New
+    };
+    let result = done(&upload.id, bytes, how);
     warn_from_state(ctx, &upload.id).await;
     Ok(result)
+}
+
+/// How this run relates to what earlier runs (or other tools) left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Earlier {
+    New,
+    Resumed,
+    Reused,
+    Skipped,
+}
+
+/// What the guard decided: finished already, resume, or start.
+enum Found {
+    /// (build upload id, how, build id when known)
+    Done(String, Earlier, Option<String>),
+    Resume(Box<BuildUpload>),
+    Nothing,
+}
+
+/// Look at what App Store Connect has for this version and build number.
+async fn earlier(ctx: &Ctx, plan: &UploadPlan, app_id: &str, a: &Artifact) -> Result<Found, Error> {
+    let skip = |id: &str, build: Option<String>, what: &str| {
+        ctx.ci.notice(format!(
+            "build {} of {} ({}) is already uploaded ({what}); skipping",
+            a.build_number, a.version, a.platform
+        ));
+        Found::Done(id.to_string(), Earlier::Skipped, build)
+    };
+    match guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform).await? {
+        guard::Existing::Taken(u) if same_file(ctx, &u, a).await? => {
+            ctx.ci.notice(format!(
+                "{} was already uploaded as build upload {} by an earlier run; reusing it",
+                a.file_name, u.id
+            ));
+            Ok(Found::Done(u.id.clone(), Earlier::Reused, None))
+        }
+        guard::Existing::Taken(u) if plan.skip_if_exists => {
+            Ok(skip(&u.id, None, &format!("build upload {}", u.id)))
+        }
+        guard::Existing::Taken(u) => Err(already_uploaded(ctx, app_id, a, Some(&u)).await),
+        guard::Existing::Resumable(u) => {
+            tracing::info!(
+                "resuming build upload {} left AWAITING_UPLOAD by an earlier run",
+                u.id
+            );
+            Ok(Found::Resume(Box::new(u)))
+        }
+        guard::Existing::None => match build_only(ctx, app_id, a).await? {
+            Some(b) if plan.skip_if_exists => Ok(skip("", Some(b.clone()), &format!("build {b}"))),
+            Some(_) => Err(already_uploaded(ctx, app_id, a, None).await),
+            None => Ok(Found::Nothing),
+        },
+    }
+}
+
+/// A build with this version and build number that has no build upload of ours
+/// (uploaded from Xcode or Transporter).
+async fn build_only(ctx: &Ctx, app_id: &str, a: &Artifact) -> Result<Option<String>, Error> {
+    let builds = r::list_builds(&ctx.api, app_id, Some(&a.version), &a.platform).await?;
+    Ok(builds
+        .into_iter()
+        .find(|b| b.attrs().version.as_deref() == Some(a.build_number.as_str()))
+        .map(|b| b.id))
+}
+
+/// Whether the upload's file is this artifact: same size, and the same
+/// checksum when one was committed (a commit without one matches on size and name).
+async fn same_file(ctx: &Ctx, u: &BuildUpload, a: &Artifact) -> Result<bool, Error> {
+    let files = r::list_build_upload_files(&ctx.api, &u.id).await?;
+    let Some(f) = files.iter().find(|f| {
+        let at = f.attrs();
+        at.asset_type.as_deref() == Some("ASSET") && at.file_size == Some(a.size)
+    }) else {
+        return Ok(false);
+    };
+    let at = f.attrs();
+    match at.file_checksum() {
+        Some((alg, hash)) => Ok(local_checksum(&a.path, &alg)?.is_some_and(|h| h == hash)),
+        None => Ok(at.file_name.as_deref() == Some(a.file_name.as_str())),
+    }
+}
+
+/// The file's checksum in hex for Apple's algorithm name (None for an unknown one).
+fn local_checksum(path: &std::path::Path, algorithm: &str) -> Result<Option<String>, Error> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).map_err(|e| Error::read("the artifact", path.display(), &e))?;
+    let mut sha = sha2::Sha256::new();
+    let mut md5 = md5::Md5::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| Error::read("the artifact", path.display(), &e))?;
+        if n == 0 {
+            break;
+        }
+        match algorithm {
+            "SHA_256" => sha.update(&buf[..n]),
+            "MD5" => md5.update(&buf[..n]),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(match algorithm {
+        "MD5" => hex::encode(md5.finalize()),
+        _ => hex::encode(sha.finalize()),
+    }))
 }
 
 /// A cancelled upload's error, telling the user the upload can be resumed.
@@ -209,50 +323,48 @@ async fn already_uploaded(ctx: &Ctx, app_id: &str, a: &Artifact, u: Option<&Buil
         .with_hint(format!("the next free build number is {next}: set CFBundleVersion to {next} (or `flightdeck next-build-number`), or pass --skip-if-exists to treat this as done"))
 }
 
-/// Create the build upload; if the answer was lost, look for the one we made.
+/// Create the build upload; if the answer was lost (or a retry meets a 409),
+/// read back and adopt the one we made (`api::write::exactly_once`).
 async fn create_upload(ctx: &Ctx, app_id: &str, a: &Artifact) -> Result<BuildUpload, Error> {
-    let attempts = ctx.api.retry_policy().max_retries + 1;
-    let mut last = None;
-    for _ in 0..attempts {
-        match r::create_build_upload(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
-            .await
-        {
-            Ok(u) => return Ok(u),
-            Err(e) if e.kind == ApiErrorKind::Conflict => {
-                // Our own lost create, a genuine duplicate, or something else?
-                // Read back what exists rather than trusting one error code.
-                match guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
-                    .await?
-                {
-                    guard::Existing::Resumable(u) => return Ok(u),
-                    guard::Existing::Taken(u) => {
-                        return Err(already_uploaded(ctx, app_id, a, Some(&u)).await);
-                    }
-                    guard::Existing::None
-                        if e.has_code("ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE") =>
-                    {
-                        return Err(already_uploaded(ctx, app_id, a, None).await);
-                    }
-                    guard::Existing::None => return Err(e.into()),
+    let ours = || async {
+        let ups = r::list_build_uploads(
+            &ctx.api,
+            app_id,
+            &a.version,
+            Some(&a.build_number),
+            &a.platform,
+        )
+        .await?;
+        Ok(ups.into_iter().find(|u| {
+            let at = u.attrs();
+            u.state() == Some(BuildUploadState::AwaitingUpload)
+                && at.cf_bundle_version.as_deref() == Some(a.build_number.as_str())
+                && at.cf_bundle_short_version_string.as_deref() == Some(a.version.as_str())
+        }))
+    };
+    let created = exactly_once(
+        &ctx.api.retry_policy(),
+        "creating the build upload",
+        || r::create_build_upload(&ctx.api, app_id, &a.version, &a.build_number, &a.platform),
+        ours,
+    )
+    .await;
+    match created {
+        Ok(l) => Ok(l.into_inner()),
+        // Not ours: a genuine duplicate (another run, Xcode) or something else.
+        Err(e) if e.kind == ApiErrorKind::Conflict => {
+            match guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
+                .await?
+            {
+                guard::Existing::Taken(u) => Err(already_uploaded(ctx, app_id, a, Some(&u)).await),
+                _ if e.has_code("ENTITY_ERROR.ATTRIBUTE.INVALID.DUPLICATE") => {
+                    Err(already_uploaded(ctx, app_id, a, None).await)
                 }
+                _ => Err(e.into()),
             }
-            Err(e) if e.is_transient() => {
-                tracing::warn!("creating the build upload: {e}; checking whether it was created");
-                if let guard::Existing::Resumable(u) =
-                    guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform)
-                        .await?
-                {
-                    return Ok(u);
-                }
-                last = Some(e);
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e.into()),
         }
+        Err(e) => Err(e.into()),
     }
-    Err(last
-        .map(Error::from)
-        .unwrap_or_else(|| Error::transient("could not create the build upload")))
 }
 
 /// The ASSET file of the upload: an earlier run's reservation, or a new one.
@@ -276,28 +388,17 @@ async fn reserve_or_resume(
     {
         return Ok(r::get_file(&ctx.api, &f.id).await?);
     }
-    let attempts = ctx.api.retry_policy().max_retries + 1;
-    let mut last: Option<ApiError> = None;
-    for _ in 0..attempts {
-        match r::reserve_file(&ctx.api, &upload.id, &a.file_name, a.size, a.kind.uti()).await {
-            Ok(f) => return Ok(f),
-            Err(e) if e.is_transient() => {
-                tracing::warn!("reserving the file: {e}; checking whether it was reserved");
-                if let Some(f) = r::list_build_upload_files(&ctx.api, &upload.id)
-                    .await?
-                    .into_iter()
-                    .find(|f| mine(f))
-                {
-                    return Ok(f);
-                }
-                last = Some(e);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(last
-        .map(Error::from)
-        .unwrap_or_else(|| Error::transient("could not reserve the file")))
+    let reserved = exactly_once(
+        &ctx.api.retry_policy(),
+        "reserving the file",
+        || r::reserve_file(&ctx.api, &upload.id, &a.file_name, a.size, a.kind.uti()),
+        || async {
+            let files = r::list_build_upload_files(&ctx.api, &upload.id).await?;
+            Ok(files.into_iter().find(|f| mine(f)))
+        },
+    )
+    .await?;
+    Ok(reserved.into_inner())
 }
 
 async fn send_and_commit(

@@ -315,8 +315,16 @@ async fn pipeline_run_dry_run_testflight_feedback_and_webhooks() {
     vars.push(("SHA".into(), "abc123".into()));
     let out = fd(&vars, &["run", "--dry-run"], env.dir.path()).await;
     assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
-    assert!(s(&out.stdout).contains("dry run: nothing was called"));
-    assert_eq!(env.sim().lock().log.len(), 0, "a dry run calls nothing");
+    let stdout = s(&out.stdout);
+    assert!(stdout.contains("dry run: only reads were made"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{BUNDLE} version 2.1 build 61 (IOS)")),
+        "the dry run shows the artifact: {stdout}"
+    );
+    assert!(
+        env.sim().lock().log.iter().all(|l| l.method == "GET"),
+        "a dry run only reads"
+    );
     let out = fd(&vars, &["--output", "json", "run"], env.dir.path()).await;
     assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -734,4 +742,30 @@ async fn untrusted_text_cannot_become_a_workflow_command() {
     );
     assert!(!err.contains("##[add-path]"), "{err}");
     assert!(err.contains("com.evil"), "the text is still shown: {err}");
+}
+
+/// Every flag and argument of every command, with the path that names it.
+fn all_args(cmd: &clap::Command, path: &str, out: &mut Vec<(String, bool)>) {
+    for a in cmd.get_arguments() {
+        if a.is_hide_set() || ["help", "version"].contains(&a.get_id().as_str()) {
+            continue;
+        }
+        let has_help = a
+            .get_help()
+            .is_some_and(|h| !h.to_string().trim().is_empty());
+        out.push((format!("{path} {}", a.get_id()), has_help));
+    }
+    for sub in cmd.get_subcommands() {
+        all_args(sub, &format!("{path} {}", sub.get_name()), out);
+    }
+}
+
+#[test]
+fn every_flag_has_help_text() {
+    use clap::CommandFactory;
+    let mut args = Vec::new();
+    all_args(&flightdeck::cli::Cli::command(), "flightdeck", &mut args);
+    assert!(args.len() > 40, "the walk found the flags: {}", args.len());
+    let missing: Vec<&String> = args.iter().filter(|(_, h)| !h).map(|(n, _)| n).collect();
+    assert!(missing.is_empty(), "flags without help text: {missing:#?}");
 }

@@ -16,6 +16,7 @@ mod pipeline_file;
 mod portable;
 mod relay;
 mod reliability;
+mod rerun;
 mod secrets;
 mod sim_routes;
 mod standins;

@@ -140,7 +140,16 @@ async fn every_route_answers_per_the_spec() {
     );
     let dup = r::submit_for_beta_review(api, &build.id).await.unwrap_err();
     assert_eq!(dup.kind, ApiErrorKind::Conflict);
+    let subs = r::list_beta_review_submissions(api, &build.id)
+        .await
+        .unwrap();
+    assert_eq!(subs.len(), 1);
+    let (_, holding) = r::get_build_with_groups(api, &build.id).await.unwrap();
+    assert_eq!(holding, std::slice::from_ref(&qa.id));
+    let invited = r::beta_invite_count(api, &build.id).await.unwrap();
+    assert_eq!(invited, 1, "auto-notify told the QA group");
     r::notify_testers(api, &build.id).await.unwrap();
+    assert_eq!(r::beta_invite_count(api, &build.id).await.unwrap(), 2);
     let detail: serde_json::Value = api
         .get(&format!("/v1/builds/{}/buildBetaDetail", build.id))
         .await

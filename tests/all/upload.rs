@@ -188,9 +188,11 @@ async fn a_lost_create_response_is_adopted_not_duplicated() {
     let ctx = env.ctx();
     let ipa = env.ipa("L.ipa", "1.0", "9", 100_000);
     // The API calls of an upload, in order: find the app, look for an existing
-    // upload, create it (answer lost), look again, reserve the file (answer lost).
+    // upload, then for a build uploaded by other tools, create it (answer
+    // lost), look again, reserve the file (answer lost).
     let faults = &env.sim().faults;
     for fault in [
+        Fault::Pass,
         Fault::Pass,
         Fault::Pass,
         Fault::Drop,
@@ -295,9 +297,11 @@ async fn expired_part_urls_are_renewed() {
 async fn a_duplicate_build_number_fails_with_the_next_number() {
     let env = start().await;
     let ctx = env.ctx();
-    let ipa = env.ipa("D.ipa", "1.0", "12", 100_000);
-    upload::run(&ctx, &plan(&ipa)).await.unwrap();
+    let first = env.ipa("D.ipa", "1.0", "12", 100_000);
+    upload::run(&ctx, &plan(&first)).await.unwrap();
     eventually("COMPLETE", || uploads(&env)[0].state == "COMPLETE").await;
+    // Another file with the same build number (the same file would be reused).
+    let ipa = env.ipa("D2.ipa", "1.0", "12", 120_000);
     let e = upload::run(&ctx, &plan(&ipa)).await.unwrap_err();
     assert_eq!(e.exit_code(), 1);
     assert!(

@@ -1,3 +1,6 @@
+//! Builds: list with Apple's filters, read with included relationships, and the
+//! export compliance answer (`PATCH usesNonExemptEncryption`).
+
 use super::{Id, Q, S, body};
 use crate::jsonapi::{self, conflict, filter, not_found, page, param};
 use crate::state::BuildRec;
@@ -35,7 +38,51 @@ fn included(
     if inc.contains(&"buildBetaDetail") {
         out.push(st.render_beta_detail(b, &sim.base_url));
     }
+    if inc.contains(&"betaGroups") {
+        for g in st.groups.iter().filter(|g| b.groups.contains(&g.id)) {
+            out.push(st.render_group(g, &sim.base_url));
+        }
+    }
+    if inc.contains(&"preReleaseVersion") {
+        out.push(
+            serde_json::json!({"type": "preReleaseVersions", "id": pre_release_id(b),
+            "attributes": {"version": b.short_version, "platform": b.platform}}),
+        );
+    }
     out
+}
+
+/// The simulator has no pre-release version records: one id per app, version and platform.
+fn pre_release_id(b: &BuildRec) -> String {
+    format!("{}-{}-{}", b.app_id, b.short_version, b.platform)
+}
+
+/// The state of the build's latest Beta App Review submission.
+fn review_state<'a>(st: &'a crate::state::State, b: &BuildRec) -> Option<&'a str> {
+    st.submissions
+        .iter()
+        .filter(|s| s.build_id == b.id)
+        .max_by_key(|s| s.submitted)
+        .map(|s| s.state.as_str())
+}
+
+/// The build as rendered, with `relationships.betaGroups.data` when the groups are included.
+fn rendered(sim: &crate::Sim, st: &crate::state::State, b: &BuildRec, q: &jsonapi::Query) -> Value {
+    let mut r = st.render_build(b, &sim.base_url);
+    let wants_groups = param(q, "include").is_some_and(|v| v.split(',').any(|i| i == "betaGroups"));
+    if wants_groups {
+        let data: Vec<Value> = b
+            .groups
+            .iter()
+            .map(|id| serde_json::json!({"type": "betaGroups", "id": id}))
+            .collect();
+        r["relationships"]["betaGroups"] = serde_json::json!({ "data": data });
+    }
+    if param(q, "include").is_some_and(|v| v.split(',').any(|i| i == "preReleaseVersion")) {
+        r["relationships"]["preReleaseVersion"] =
+            serde_json::json!({"data": {"type": "preReleaseVersions", "id": pre_release_id(b)}});
+    }
+    r
 }
 
 pub async fn list(sim: S, q: Q) -> Response {
@@ -46,6 +93,8 @@ pub async fn list(sim: S, q: Q) -> Response {
     let platforms = filter(&q, "preReleaseVersion.platform");
     let states = filter(&q, "processingState");
     let ids = filter(&q, "id");
+    let groups = filter(&q, "betaGroups");
+    let reviews = filter(&q, "betaAppReviewSubmission.betaReviewState");
     let mut builds: Vec<&BuildRec> = st
         .builds
         .values()
@@ -59,6 +108,16 @@ pub async fn list(sim: S, q: Q) -> Response {
                 .is_none_or(|v| v.contains(&b.processing_state))
         })
         .filter(|b| ids.as_ref().is_none_or(|v| v.contains(&b.id)))
+        .filter(|b| {
+            groups
+                .as_ref()
+                .is_none_or(|v| v.iter().any(|g| b.groups.contains(g)))
+        })
+        .filter(|b| {
+            reviews
+                .as_ref()
+                .is_none_or(|v| review_state(&st, b).is_some_and(|s| v.iter().any(|x| x == s)))
+        })
         .collect();
     match param(&q, "sort") {
         Some("version") => builds.sort_by_key(|b| version_key(&b.version)),
@@ -75,7 +134,7 @@ pub async fn list(sim: S, q: Q) -> Response {
                     inc.push(i);
                 }
             }
-            st.render_build(b, &sim.base_url)
+            rendered(&sim, &st, b, &q)
         })
         .collect();
     page(items, inc, &q, &sim.base_url, "/v1/builds")
@@ -86,7 +145,7 @@ pub async fn get(sim: S, id: Id, q: Q) -> Response {
     match st.builds.get(&*id) {
         Some(b) => jsonapi::document(
             200,
-            st.render_build(b, &sim.base_url),
+            rendered(&sim, &st, b, &q),
             included(&sim, &st, b, &q),
             &format!("{}/v1/builds/{}", sim.base_url, b.id),
         ),

@@ -62,6 +62,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
             get(testflight::list_localizations),
         )
         .route(
+            "/v1/builds/{id}/metrics/betaBuildUsages",
+            get(testflight::usages),
+        )
+        .route(
             "/v1/builds/{id}/buildBetaDetail",
             get(testflight::beta_detail),
         )

@@ -431,12 +431,7 @@ pub async fn list_submissions(sim: S, q: Q) -> Response {
         .iter()
         .filter(|s| builds.contains(&s.build_id))
         .filter(|s| states.as_ref().is_none_or(|v| v.contains(&s.state)))
-        .map(|s| {
-            json!({"type": "betaAppReviewSubmissions", "id": s.id,
-                   "attributes": {"betaReviewState": s.state, "submittedDate": crate::state::ts(s.submitted)},
-                   "relationships": {"build": {"data": {"type": "builds", "id": s.build_id}}},
-                   "links": {"self": format!("{}/v1/betaAppReviewSubmissions/{}", sim.base_url, s.id)}})
-        })
+        .map(|s| super::testflight::render_submission(s, &sim.base_url))
         .collect();
     page(
         items,

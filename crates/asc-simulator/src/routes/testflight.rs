@@ -58,8 +58,13 @@ pub async fn add_groups(sim: S, id: Id, bytes: Bytes) -> Response {
         }
         add.push(gid.to_string());
     }
+    let auto = b.auto_notify && add.iter().any(|g| !b.groups.contains(g));
     if let Some(b) = st.builds.get_mut(&*id) {
         b.groups.extend(add);
+    }
+    // With autoNotifyEnabled, Apple tells the group's testers itself.
+    if auto {
+        st.notifications.push(id.to_string());
     }
     jsonapi::no_content()
 }
@@ -187,10 +192,7 @@ pub async fn submit(sim: S, bytes: Bytes) -> Response {
         if let Some(b) = st.builds.get_mut(&build_id) {
             b.external_state = "WAITING_FOR_BETA_REVIEW".into();
         }
-        let r = json!({"type": "betaAppReviewSubmissions", "id": s.id,
-            "attributes": {"betaReviewState": s.state, "submittedDate": crate::state::ts(now)},
-            "relationships": {"build": {"data": {"type": "builds", "id": build_id}}},
-            "links": {"self": format!("{}/v1/betaAppReviewSubmissions/{}", sim.base_url, s.id)}});
+        let r = render_submission(&s, &sim.base_url);
         let id = s.id.clone();
         st.submissions.push(s);
         (r, id, b.app_id)
@@ -282,5 +284,31 @@ pub async fn notify(sim: S, bytes: Bytes) -> Response {
         json!({"type": "buildBetaNotifications", "id": id, "links": {"self": format!("{}/v1/buildBetaNotifications/{id}", sim.base_url)}}),
         vec![],
         &format!("{}/v1/buildBetaNotifications/{id}", sim.base_url),
+    )
+}
+
+/// A submission as a JSON:API resource (for `POST` and the list in `testers`).
+pub(crate) fn render_submission(s: &Submission, base: &str) -> serde_json::Value {
+    json!({"type": "betaAppReviewSubmissions", "id": s.id,
+        "attributes": {"betaReviewState": s.state, "submittedDate": crate::state::ts(s.submitted)},
+        "relationships": {"build": {"data": {"type": "builds", "id": s.build_id}}},
+        "links": {"self": format!("{base}/v1/betaAppReviewSubmissions/{}", s.id)}})
+}
+
+/// `GET /v1/builds/{id}/metrics/betaBuildUsages`: one data point whose
+/// `inviteCount` counts the notifications sent for the build.
+pub async fn usages(sim: S, id: Id) -> Response {
+    let st = sim.lock();
+    let Some(b) = st.builds.get(&*id) else {
+        return not_found("builds", &id);
+    };
+    let invites = st.notifications.iter().filter(|n| **n == b.id).count();
+    let now = crate::state::ts(sim.now());
+    let start = crate::state::ts(b.uploaded);
+    jsonapi::json_response(
+        200,
+        &json!({"data": [{"dataPoints": [{"start": start, "end": now,
+                   "values": {"crashCount": 0, "installCount": 0, "sessionCount": 0, "feedbackCount": 0, "inviteCount": invites}}]}],
+                "links": {"self": format!("{}/v1/builds/{}/metrics/betaBuildUsages", sim.base_url, b.id)}}),
     )
 }

@@ -540,3 +540,35 @@ async fn a_review_already_pending_for_another_build_of_the_version_is_reported_b
     assert_eq!(writes(&env).len(), before, "nothing uploaded");
     env.assert_conformant();
 }
+
+#[tokio::test]
+async fn a_group_the_audience_creates_passes_the_preflight_and_gets_the_build() {
+    let env = start().await;
+    write_ipa(&env.path("App.ipa"), &AppSpec::new(BUNDLE, "3.1", "8")).unwrap();
+    let yaml = format!(
+        "version: 1\napp: {{ bundle-id: {BUNDLE} }}\naudience:\n  groups:\n    - name: Nightly\n      external: false\n      testers: [ {{ email: night@example.com, first-name: N, last-name: O }} ]\nsteps:\n  - upload:\n      file: App.ipa\n  - wait: {{ timeout: 1m, poll: {{ interval: 1s }} }}\n  - testflight:\n      groups: [nightly]\n"
+    );
+    std::fs::write(env.path("flightdeck.yml"), yaml).unwrap();
+    assert!(
+        !env.sim().lock().groups.iter().any(|g| g.name == "Nightly"),
+        "the group does not exist before the run"
+    );
+    let out = fd(&env.vars(), &["--output", "json", "run"], env.dir.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", s(&out.stderr));
+    let doc = json(&out);
+    assert_eq!(doc["outputs"]["beta-groups"], "Nightly");
+    let build_id = doc["outputs"]["build-id"].as_str().unwrap().to_string();
+    let st = env.sim().lock();
+    let group = st
+        .groups
+        .iter()
+        .find(|g| g.name == "Nightly")
+        .expect("the audience created the group");
+    assert!(group.internal, "external: false makes an internal group");
+    assert!(
+        st.builds[&build_id].groups.contains(&group.id),
+        "the testflight step put the build in the group the audience created"
+    );
+    drop(st);
+    env.assert_conformant();
+}

@@ -115,5 +115,25 @@ pub async fn image(
     if !sim.lock().feedback.iter().any(|f| f.id == id) {
         return (axum::http::StatusCode::NOT_FOUND, "no such screenshot").into_response();
     }
-    ([("content-type", "image/png")], PNG).into_response()
+    use crate::faults::Kind;
+    use axum::http::StatusCode;
+    match sim.faults.targeted("GET", "/_sim/screenshots/{id}/{n}") {
+        Some(Kind::ServerError) => (StatusCode::SERVICE_UNAVAILABLE, "injected").into_response(),
+        Some(Kind::RateLimited) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "injected",
+        )
+            .into_response(),
+        Some(Kind::RateLimitedBare) => (StatusCode::TOO_MANY_REQUESTS, "injected").into_response(),
+        Some(Kind::ExpiredToken) => (StatusCode::FORBIDDEN, "Request has expired").into_response(),
+        Some(Kind::DropBefore | Kind::DropAfter) => crate::middleware::drop_connection(
+            ([("content-type", "image/png")], PNG).into_response(),
+        ),
+        Some(Kind::Hang) => {
+            tokio::time::sleep(sim.faults.hang()).await;
+            ([("content-type", "image/png")], PNG).into_response()
+        }
+        None => ([("content-type", "image/png")], PNG).into_response(),
+    }
 }

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::secret::Secret;
 use env::Env;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Names each input is accepted under, in precedence order: ours, fastlane's,
 /// Codemagic's, then the GitHub Action input.
@@ -61,7 +62,40 @@ pub struct Settings {
     pub platform: ci::Platform,
     pub ci_paths: ci::Paths,
     pub workspace: Option<PathBuf>,
+    /// Network tuning (`FLIGHTDECK_HTTP_TIMEOUT`, `FLIGHTDECK_RETRY_DELAY`).
+    pub net: Net,
     credentials: Option<Result<Credentials, Error>>,
+}
+
+/// Per-request timeout and the first retry delay; None: the defaults
+/// (60 s, 500 ms). Tests and slow links tune them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Net {
+    pub http_timeout: Option<Duration>,
+    pub retry_delay: Option<Duration>,
+}
+
+impl Net {
+    fn load(env: &Env) -> Result<Self, Error> {
+        let read = |name: &str| -> Result<Option<Duration>, Error> {
+            env.get(name)
+                .map(|v| {
+                    duration::parse(v)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            Error::input(format!(
+                                "{name} must be a duration such as 2s or 500ms, got {v:?}"
+                            ))
+                        })
+                })
+                .transpose()
+        };
+        Ok(Self {
+            http_timeout: read("FLIGHTDECK_HTTP_TIMEOUT")?,
+            retry_delay: read("FLIGHTDECK_RETRY_DELAY")?,
+        })
+    }
 }
 
 impl Settings {
@@ -89,6 +123,7 @@ impl Settings {
                 .or(env.get("CI_PROJECT_DIR"))
                 .or(env.get("BITRISE_SOURCE_DIR"))
                 .map(PathBuf::from),
+            net: Net::load(env)?,
             credentials: Some(load_credentials(env)),
         })
     }
@@ -104,6 +139,7 @@ impl Settings {
             platform: ci::Platform::Local,
             ci_paths: ci::Paths::default(),
             workspace: None,
+            net: Net::default(),
             credentials: Some(Ok(creds)),
         }
     }

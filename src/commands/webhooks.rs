@@ -141,7 +141,15 @@ async fn create(
     let app = inv.app_id(ctx, &a.app).await?;
     let secret = masked_secret(ctx, inv.env, &a.secret_env)?;
     let enabled = !a.disabled;
-    let h = r::create_webhook(&ctx.api, &app, &a.name, &a.url, &secret, &events, enabled).await?;
+    let new = crate::webhooks::writes::NewWebhook {
+        app_id: &app,
+        name: &a.name,
+        url: &a.url,
+        secret: &secret,
+        events: &events,
+        enabled,
+    };
+    let h = crate::webhooks::writes::create(&ctx.api, &new).await?;
     report::webhook_created(&ctx.ci, report, &h.id, &a.url);
     Ok(())
 }

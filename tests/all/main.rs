@@ -1,7 +1,9 @@
 //! The integration tests, built as one binary. Everything runs against the
 //! embedded App Store Connect simulator on loopback.
 
+mod cancellation;
 mod cli;
+mod fault_matrix;
 mod integrations;
 mod layout;
 mod nasty_artifacts;

@@ -12,6 +12,7 @@ mod pipeline_file;
 mod reliability;
 mod secrets;
 mod sim_routes;
+mod soak;
 mod support;
 mod upload;
 mod wait;

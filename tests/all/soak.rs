@@ -39,6 +39,8 @@ fn pipeline(env: &Env, n: usize) -> std::path::PathBuf {
 fn run_once(env: &Env, pipeline: &std::path::Path, tmp: &std::path::Path) -> (i32, i64, String) {
     use std::os::unix::process::ExitStatusExt;
     let err_path = pipeline.with_extension("stderr");
+    // Reaped by wait4 below, which also gives the peak RSS that `wait` hides.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_flightdeck"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

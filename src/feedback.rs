@@ -5,6 +5,7 @@
 //! Layout: `<out>/<submission id>/feedback.json`, `crash.log`,
 //! `screenshot-<n>.<ext>`, and `<out>/index.json` listing everything.
 
+use crate::api::error::ApiError;
 use crate::api::models::Resource;
 use crate::api::resources as r;
 use crate::context::Ctx;
@@ -136,7 +137,7 @@ async fn save(ctx: &Ctx, s: &Resource<Value>, crash: bool, out: &Path) -> Result
             let Some(url) = shot.get("url").and_then(Value::as_str) else {
                 continue;
             };
-            match download(ctx, url).await {
+            match screenshot(ctx, &s.id, n, url).await {
                 Ok((bytes, ext)) => {
                     let name = format!("screenshot-{}.{ext}", n + 1);
                     let p = dir.join(&name);
@@ -164,21 +165,69 @@ async fn save(ctx: &Ctx, s: &Resource<Value>, crash: bool, out: &Path) -> Result
     })
 }
 
-/// Fetch a presigned screenshot URL (no App Store Connect token).
-async fn download(ctx: &Ctx, url: &str) -> Result<(bytes::Bytes, &'static str), String> {
+/// Download screenshot `n` of a submission, retrying transient failures;
+/// a URL that expired (403) is refetched once from the submission.
+async fn screenshot(
+    ctx: &Ctx,
+    id: &str,
+    n: usize,
+    url: &str,
+) -> Result<(bytes::Bytes, &'static str), String> {
+    match download(ctx, url).await {
+        Err(e) if e.status == Some(403) => {
+            tracing::info!(
+                "screenshot {} of feedback {id}: URL expired, fetching a new one",
+                n + 1
+            );
+            let fresh = r::get_feedback(&ctx.api, "betaFeedbackScreenshotSubmissions", id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let url = fresh
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get("screenshots")?.get(n)?.get("url")?.as_str())
+                .ok_or("the submission no longer lists this screenshot")?
+                .to_string();
+            download(ctx, &url).await
+        }
+        other => other,
+    }
+    .map_err(|e| match e.status {
+        Some(s) => format!("download answered {s} (the URL may have expired)"),
+        None => e.to_string(),
+    })
+}
+
+/// Fetch a presigned screenshot URL (no App Store Connect token), with the
+/// client's retry policy for 5xx, 429 and broken connections.
+async fn download(ctx: &Ctx, url: &str) -> Result<(bytes::Bytes, &'static str), ApiError> {
+    let policy = ctx.api.retry_policy();
+    policy
+        .run(
+            "GET screenshot",
+            || download_once(ctx, url),
+            ApiError::is_transient,
+        )
+        .await
+}
+
+/// What error messages call a presigned URL (its query is a credential).
+const SHOT: &str = "a screenshot URL";
+
+async fn download_once(ctx: &Ctx, url: &str) -> Result<(bytes::Bytes, &'static str), ApiError> {
     let resp = ctx
         .api
         .transfer()
         .get(url)
         .send()
         .await
-        .map_err(|e| crate::api::error::describe_transport(&e))?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "download answered {} (the URL may have expired)",
-            resp.status()
-        ));
-    }
+        .map_err(|e| ApiError::transport("GET", SHOT, &e))?;
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::api::client::parse_retry_after);
     let ext = match resp
         .headers()
         .get("content-type")
@@ -187,8 +236,18 @@ async fn download(ctx: &Ctx, url: &str) -> Result<(bytes::Bytes, &'static str), 
         Some(t) if t.contains("jpeg") => "jpg",
         _ => "png",
     };
-    resp.bytes()
+    let bytes = resp
+        .bytes()
         .await
-        .map(|b| (b, ext))
-        .map_err(|e| e.to_string())
+        .map_err(|e| ApiError::transport("GET", SHOT, &e))?;
+    if !status.is_success() {
+        return Err(ApiError::from_status(
+            status.as_u16(),
+            "GET",
+            SHOT,
+            b"",
+            retry_after,
+        ));
+    }
+    Ok((bytes, ext))
 }

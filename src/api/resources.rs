@@ -400,6 +400,12 @@ pub async fn list_feedback(
     )
 }
 
+/// One feedback submission again (fresh screenshot URLs); `kind` as in [`list_feedback`].
+pub async fn get_feedback(c: &Client, kind: &str, id: &str) -> R<Resource<Value>> {
+    let doc: Document<Resource<Value>> = c.get(&format!("/v1/{kind}/{id}")).await?;
+    Ok(doc.data)
+}
+
 pub async fn crash_log(c: &Client, submission_id: &str) -> R<Option<String>> {
     let doc: Document<Resource<Value>> = c
         .get(&format!(

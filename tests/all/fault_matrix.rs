@@ -205,6 +205,23 @@ fn counts(env: &Env) -> (usize, usize, usize) {
     (st.uploads.len(), st.builds.len(), groups)
 }
 
+/// Crash logs and screenshots written under `dir` (the feedback step's output).
+pub fn feedback_files(dir: &std::path::Path) -> (usize, usize) {
+    let (mut logs, mut shots) = (0, 0);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            let (l, s) = feedback_files(&p);
+            (logs, shots) = (logs + l, shots + s);
+        } else {
+            let name = e.file_name().to_string_lossy().into_owned();
+            logs += usize::from(name == "crash.log");
+            shots += usize::from(name.starts_with("screenshot-"));
+        }
+    }
+    (logs, shots)
+}
+
 /// Judge a finished run against the promises.
 pub fn judge(env: &Env, phase: Option<Phase>, result: Option<(u8, String)>) -> Outcome {
     let Some((code, err)) = result else {
@@ -222,7 +239,8 @@ pub fn judge(env: &Env, phase: Option<Phase>, result: Option<(u8, String)>) -> O
         return Outcome::Bad(format!("spec violations: {v:?}"));
     }
     if code == 0 {
-        return if (uploads, builds, groups) == (1, 1, 2) {
+        let (logs, shots) = feedback_files(env.dir.path());
+        return if (uploads, builds, groups) == (1, 1, 2) && logs >= 1 && shots >= 1 {
             Outcome::Ok
         } else {
             Outcome::Bad(format!(

@@ -105,12 +105,12 @@ async fn manage(
         WebhooksCmd::Create(a) => create(ctx, inv, a, report).await,
         WebhooksCmd::Update(a) => update(ctx, inv, a, report).await,
         WebhooksCmd::Delete { id } => {
-            r::delete_webhook(&ctx.api, id).await?;
+            crate::webhooks::writes::delete(&ctx.api, id).await?;
             report.row("webhooks delete", format!("webhook {id} deleted"));
             Ok(())
         }
         WebhooksCmd::Ping { id } => {
-            let ping = r::ping_webhook(&ctx.api, id).await?;
+            let ping = crate::webhooks::writes::ping(&ctx.api, id).await?;
             report.row("webhooks ping", format!("ping {ping} sent to webhook {id}"));
             report.text = Some(format!("{ping}\n"));
             Ok(())

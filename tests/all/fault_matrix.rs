@@ -145,13 +145,19 @@ pub async fn run_in_process(
     vars: Vec<(String, String)>,
     pipeline: &std::path::Path,
 ) -> Option<(u8, String)> {
+    let p = pipeline.to_str().unwrap();
+    command_in_process(vars, &["run", "--pipeline", p]).await
+}
+
+/// Any command in process: (exit code, stderr), or None when it panicked.
+pub async fn command_in_process(
+    vars: Vec<(String, String)>,
+    args: &[&str],
+) -> Option<(u8, String)> {
     use clap::Parser;
-    let cli = flightdeck::cli::Cli::try_parse_from([
-        "flightdeck",
-        "run",
-        "--pipeline",
-        pipeline.to_str().unwrap(),
-    ])
+    let cli = flightdeck::cli::Cli::try_parse_from(
+        std::iter::once("flightdeck").chain(args.iter().copied()),
+    )
     .unwrap();
     let env = flightdeck::config::env::Env::from_pairs(vars);
     let err = Buf::default();
@@ -371,4 +377,62 @@ async fn every_phase_survives_every_fault() {
         "only {ok} of {} cells succeeded",
         rows.len()
     );
+}
+
+/// `webhooks create`, `ping` and `delete` each with the answer lost after
+/// the server acted: one webhook, one ping delivery, then none, all exit 0.
+#[tokio::test]
+async fn webhook_commands_write_once_when_the_answer_is_lost() {
+    let env = start_with(sim_config).await;
+    let mut vars = run_vars(&env);
+    vars.push(("WH".into(), "webhook-secret-0123456789".into()));
+    let aim = |method: &str, route: &str| {
+        env.sim().faults.target(Target {
+            method: method.into(),
+            route: route.into(),
+            kind: Kind::DropAfter,
+            times: 1,
+            skip: 0,
+        })
+    };
+    aim("POST", "/v1/webhooks");
+    let create = [
+        "webhooks",
+        "create",
+        "--app-id",
+        APP_ID,
+        "--name",
+        "ci",
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--event",
+        "BUILD_UPLOAD_STATE_UPDATED",
+        "--secret-env",
+        "WH",
+    ];
+    let (code, err) = command_in_process(vars.clone(), &create).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let id = {
+        let st = env.sim().lock();
+        assert_eq!(st.webhooks.len(), 1, "created once");
+        st.webhooks.keys().next().unwrap().clone()
+    };
+    aim("POST", "/v1/webhookPings");
+    let (code, err) = command_in_process(vars.clone(), &["webhooks", "ping", &id])
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(env.sim().lock().deliveries.len(), 1, "pinged once");
+    aim("DELETE", "/v1/webhooks/{id}");
+    let (code, err) = command_in_process(vars.clone(), &["webhooks", "delete", &id])
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(env.sim().lock().webhooks.is_empty());
+    let (code, _) = command_in_process(vars, &["webhooks", "delete", &id])
+        .await
+        .unwrap();
+    assert_eq!(code, 2, "a webhook that does not exist is still an error");
+    assert!(env.sim().faults.targets().is_empty(), "every fault was hit");
+    env.assert_conformant();
 }

@@ -77,6 +77,7 @@ async fn run() {
                     secret: None,
                     register: Some(Register::Auto),
                 }),
+                relay: None,
             };
             let w = flightdeck::wait::run(
                 &ctx,

@@ -35,6 +35,15 @@ OPERATIONS = [
     ("get", "/v1/apps/{id}/betaFeedbackScreenshotSubmissions"),
     ("get", "/v1/betaFeedbackCrashSubmissions/{id}"), ("get", "/v1/betaFeedbackScreenshotSubmissions/{id}"),
     ("get", "/v1/betaFeedbackCrashSubmissions/{id}/crashLog"),
+    # TestFlight audience: groups, testers, invitations, relationships, build expiry.
+    ("post", "/v1/betaGroups"), ("get", "/v1/betaGroups/{id}"), ("patch", "/v1/betaGroups/{id}"),
+    ("get", "/v1/betaGroups/{id}/betaTesters"),
+    ("post", "/v1/betaGroups/{id}/relationships/betaTesters"),
+    ("delete", "/v1/betaGroups/{id}/relationships/betaTesters"),
+    ("get", "/v1/betaTesters"), ("post", "/v1/betaTesters"), ("delete", "/v1/betaTesters/{id}"),
+    ("delete", "/v1/apps/{id}/relationships/betaTesters"),
+    ("post", "/v1/betaTesterInvitations"),
+    ("get", "/v1/betaAppReviewSubmissions"),
 ]
 
 def main():

@@ -22,6 +22,10 @@ pub struct Cli {
     /// Which CI to report to; auto detects it from the environment.
     #[arg(long, global = true, value_enum, default_value_t = CiChoice::Auto)]
     pub ci: CiChoice,
+    /// fastlane's API key JSON file (key_id, issuer_id, key); also
+    /// APP_STORE_CONNECT_API_KEY_PATH.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub api_key_json: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,9 +61,12 @@ pub enum Command {
     Run {
         #[arg(long)]
         pipeline: Option<PathBuf>,
-        /// Validate, resolve and print the plan; call nothing.
+        /// Validate, resolve and print the plan; call nothing (an `audience:` is read, never written).
         #[arg(long)]
         dry_run: bool,
+        /// Confirm an audience prune that leaves a group with no testers.
+        #[arg(long)]
+        yes: bool,
     },
     /// Validate a pipeline file; errors carry file:line:column.
     Validate {
@@ -77,15 +84,54 @@ pub enum Command {
     /// Manage App Store Connect webhooks, or receive them.
     #[command(subcommand)]
     Webhooks(WebhooksCmd),
+    /// Reconcile the pipeline's `audience:` (groups, testers, public links).
+    #[command(subcommand)]
+    Audience(AudienceCmd),
+    /// One-off beta tester management (fastlane's tester CSV format).
+    #[command(subcommand)]
+    Testers(TestersCmd),
     /// Print the highest build number App Store Connect knows + 1.
     NextBuildNumber(NextArgs),
     /// Run the embedded App Store Connect simulator.
     Simulator(SimulatorArgs),
     /// Run the example pipeline against the embedded simulator, end to end.
     Demo,
+    /// Check the set-up (credentials, key, role, clock, app, pipeline, CI) and say what to fix.
+    Doctor(DoctorArgs),
+    /// Write a starter flightdeck.yml and the CI file (for the CI named by
+    /// --ci github|gitlab|bitrise; auto looks at the repository, else github).
+    Init(InitArgs),
     /// Print the pipeline file's JSON Schema.
     #[command(hide = true)]
     Schema,
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The pipeline to check (default flightdeck.yml, or FLIGHTDECK_PIPELINE).
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Bundle id of the app (default: from the artifact found, else ASC_BUNDLE_ID).
+    #[arg(long)]
+    pub bundle_id: Option<String>,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Directory to write into (default: the working directory).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -109,6 +155,9 @@ pub struct WebhookArgs {
     /// Register a temporary webhook for this public URL (or `auto`) and delete it afterwards.
     #[arg(long)]
     pub webhook_register: Option<String>,
+    /// Subscribe to a webhook relay (`webhooks listen`) over outbound HTTP; token from FLIGHTDECK_RELAY_TOKEN.
+    #[arg(long, conflicts_with = "webhook_listen")]
+    pub webhook_relay: Option<String>,
 }
 
 /// How to wait for processing: shared by `wait` and `upload --wait`.
@@ -189,6 +238,9 @@ pub struct TestflightArgs {
     /// Export compliance answer when the build has none.
     #[arg(long)]
     pub uses_non_exempt_encryption: Option<bool>,
+    /// Once distributed, expire the app's older builds of the same platform.
+    #[arg(long)]
+    pub expire_previous: bool,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +252,24 @@ pub struct FeedbackArgs {
     pub since: Option<String>,
     #[arg(long, default_value = "feedback")]
     pub out: PathBuf,
+    /// Only feedback from this app platform (IOS, MAC_OS, TV_OS, VISION_OS).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Only feedback from this device model, e.g. iPhone16,1.
+    #[arg(long)]
+    pub device_model: Option<String>,
+    /// Only feedback from this OS version, e.g. 18.1.
+    #[arg(long)]
+    pub os_version: Option<String>,
+    /// Exit 1 when crash submissions not yet in OUT's index exist.
+    #[arg(long)]
+    pub fail_on_crash: bool,
+    /// File crashes and screenshots as issues: github:OWNER/REPO or gitlab:PROJECT_ID.
+    #[arg(long)]
+    pub to_issues: Option<String>,
+    /// Label for those issues (repeatable; default testflight).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
     #[command(flatten)]
     pub app: AppArgs,
 }
@@ -234,16 +304,52 @@ pub enum WebhooksCmd {
     },
     /// Send a delivery again.
     Redeliver { delivery_id: String },
-    /// Receive deliveries: verify, dedupe, log, forward.
-    Listen {
-        #[arg(long)]
-        listen: String,
-        #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
-        secret_env: String,
-        /// Forward each verified delivery (body and signature) to this URL (repeatable).
-        #[arg(long = "forward")]
-        forward: Vec<String>,
-    },
+    /// The relay: verify, persist, dedupe, forward until acknowledged, stream to subscribers.
+    Listen(ListenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address to serve on, e.g. 0.0.0.0:8787.
+    #[arg(long)]
+    pub listen: String,
+    #[arg(long, default_value = "ASC_WEBHOOK_SECRET")]
+    pub secret_env: String,
+    /// Forward every verified event here until it answers 2xx (repeatable): a URL
+    /// (raw body and signature), github:OWNER/REPO or gitlab:PROJECT_ID[@REF].
+    #[arg(long = "forward")]
+    pub forward: Vec<String>,
+    /// Directory of the embedded durable store (unused with --redis).
+    #[arg(long, default_value = "flightdeck-relay-spool")]
+    pub spool: PathBuf,
+    /// Share dedupe, pending forwards and subscribers with other relays (default FLIGHTDECK_REDIS_URL).
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Environment variable holding the bearer token of GET /events (off without it).
+    #[arg(long)]
+    pub subscriber_token_env: Option<String>,
+    /// Report a forward as failed once its event is this old.
+    #[arg(long, default_value = "24h")]
+    pub max_age: String,
+    /// Longest pause between two attempts of a forward.
+    #[arg(long, default_value = "5m")]
+    pub retry_max_delay: String,
+    /// With --redis: take over forwards another relay has held this long.
+    #[arg(long, default_value = "90s")]
+    pub claim_idle: String,
+    /// How long a subscriber can still receive an event after it arrived.
+    #[arg(long, default_value = "10m")]
+    pub replay_window: String,
+    /// Time limit for receiving one delivery's body (a slow client gets 408).
+    #[arg(long, default_value = "10s")]
+    pub request_timeout: String,
+    /// File feedback events as issues: github:OWNER/REPO or gitlab:PROJECT_ID
+    /// (needs App Store Connect credentials to fetch the submission).
+    #[arg(long)]
+    pub feedback_to_issues: Option<String>,
+    /// Label for those issues (repeatable; default testflight).
+    #[arg(long = "feedback-label")]
+    pub feedback_labels: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -301,4 +407,95 @@ pub struct SimulatorArgs {
     /// 50MiB/s); unlimited by default.
     #[arg(long)]
     pub bandwidth: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AudienceArgs {
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Confirm a prune that leaves a group with no testers.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AudienceCmd {
+    /// Show the changes that would make App Store Connect match; write nothing.
+    Plan(AudienceArgs),
+    /// Make the changes.
+    Apply(AudienceArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TestersCmd {
+    /// List the app's testers, or one group's.
+    List {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Add a tester to a group (inviting them).
+    Add {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+    },
+    /// Remove a tester from a group, or from the app.
+    Remove {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        email: String,
+        #[arg(
+            long,
+            required_unless_present = "whole_app",
+            conflicts_with = "whole_app"
+        )]
+        group: Option<String>,
+        /// From the app and every group of it.
+        #[arg(long = "app")]
+        whole_app: bool,
+    },
+    /// Add every tester of a CSV (first name,last name,email[,groups]) to a group.
+    Import {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        group: String,
+        file: PathBuf,
+    },
+    /// Write the app's (or a group's) testers as a CSV that `import` reads back.
+    Export {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Shell completions for `shell`, generated from these flags.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "flightdeck", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The man page (roff), generated from these flags.
+pub fn man_page() -> String {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    // Rendering into memory cannot fail.
+    let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }

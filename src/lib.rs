@@ -16,18 +16,22 @@
 pub mod api;
 pub mod app;
 pub mod artifact;
+pub mod audience;
 pub mod auth;
 pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod doctor;
 pub mod error;
 pub mod feedback;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod init;
 pub mod outcome;
 pub mod plan;
+pub mod relay;
 pub mod secret;
 pub mod spec;
 pub mod testflight;

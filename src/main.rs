@@ -55,6 +55,8 @@ fn main() -> ExitCode {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = match cli.command {
         flightdeck::cli::Command::Simulator(_) => cores,
+        // The relay is a service: it gets every core.
+        flightdeck::cli::Command::Webhooks(flightdeck::cli::WebhooksCmd::Listen(_)) => cores,
         _ => cores.saturating_sub(1).max(1),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()

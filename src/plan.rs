@@ -7,6 +7,7 @@
 use crate::api::models::Platform;
 use crate::config::duration;
 use crate::config::env::Env;
+use crate::config::tuning::UploadTuning;
 use crate::error::{Error, Location};
 use crate::secret::Secret;
 use crate::spec::{self, Pipeline, Step as SpecStep, Text, WhatsNew};
@@ -21,6 +22,9 @@ pub const DEFAULT_POLL_WITH_WEBHOOK: Duration = Duration::from_secs(300);
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
 pub use crate::app::AppRef;
+pub use issue_target::IssueTarget;
+
+mod issue_target;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ChecksumAlgorithm {
@@ -56,6 +60,9 @@ pub struct UploadPlan {
     /// Where the values came from, for located errors when they disagree with the artifact.
     #[serde(skip)]
     pub origin: Option<Location>,
+    /// The part scheduler's techniques (a benchmark knob, all on by default).
+    #[serde(skip)]
+    pub tuning: UploadTuning,
 }
 
 impl UploadPlan {
@@ -72,6 +79,7 @@ impl UploadPlan {
             concurrency: DEFAULT_CONCURRENCY,
             checksum: ChecksumAlgorithm::Sha256,
             origin: None,
+            tuning: UploadTuning::default(),
         }
     }
 }
@@ -112,6 +120,14 @@ pub struct WebhookListen {
     pub register: Option<Register>,
 }
 
+/// Wait through a webhook relay: subscribe to its `/events` over outbound HTTP.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayWait {
+    pub url: String,
+    /// FLIGHTDECK_RELAY_TOKEN.
+    pub token: Option<Secret>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct WaitPlan {
     pub target: WaitTarget,
@@ -120,6 +136,7 @@ pub struct WaitPlan {
     #[serde(serialize_with = "ser_duration")]
     pub poll_interval: Duration,
     pub webhook: Option<WebhookListen>,
+    pub relay: Option<RelayWait>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -139,6 +156,8 @@ pub struct TestFlightPlan {
     pub submit_for_review: bool,
     pub notify: bool,
     pub uses_non_exempt_encryption: Option<bool>,
+    /// Expire the app's older builds of the platform once distributed.
+    pub expire_previous: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -151,9 +170,16 @@ pub enum Since {
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedbackPlan {
     pub app: Option<AppRef>,
+    /// None: every build of the app.
     pub build: Option<BuildRef>,
     pub since: Option<Since>,
     pub out: PathBuf,
+    pub platform: Option<Platform>,
+    pub device_model: Option<String>,
+    pub os_version: Option<String>,
+    pub fail_on_crash: bool,
+    pub to_issues: Option<IssueTarget>,
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -181,6 +207,8 @@ pub struct Plan {
     pub file: String,
     pub app: Option<AppRef>,
     pub steps: Vec<Step>,
+    /// The TestFlight audience, reconciled before the testflight step.
+    pub audience: Option<crate::audience::Audience>,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -340,15 +368,14 @@ pub fn from_pipeline(
             }
             SpecStep::Wait(w) => Step::Wait(wait(&mut r, w, WaitTarget::PreviousUpload)),
             SpecStep::Testflight(t) => Step::Testflight(testflight(&mut r, t)),
-            SpecStep::Feedback(f) => Step::Feedback(FeedbackPlan {
-                app: app.clone(),
-                build: uploaded.then_some(BuildRef::Previous),
-                since: r.parse(&f.since, "since", parse_since),
-                out: PathBuf::from(r.opt_text(&f.out).unwrap_or_else(|| "feedback".into())),
-            }),
+            SpecStep::Feedback(f) => Step::Feedback(feedback(&mut r, f, app.clone(), uploaded)),
         };
         steps.push(planned);
     }
+    let audience = p
+        .audience
+        .as_ref()
+        .map(|a| crate::audience::from_spec(a, env, file, &mut r.problems));
     // Steps that need an earlier upload.
     if !uploaded {
         for (i, s) in steps.iter().enumerate() {
@@ -367,7 +394,48 @@ pub fn from_pipeline(
             file: file.to_string(),
             app,
             steps,
+            audience,
         }),
+    }
+}
+
+fn feedback(
+    r: &mut Resolver,
+    f: &spec::FeedbackStep,
+    app: Option<AppRef>,
+    uploaded: bool,
+) -> FeedbackPlan {
+    let build = match (&f.build, r.opt_text(&f.build)) {
+        (Some(t), Some(b)) if b.eq_ignore_ascii_case("current") => {
+            if !uploaded {
+                r.problem(t, "build: current needs an earlier upload step".into());
+            }
+            Some(BuildRef::Previous)
+        }
+        (_, Some(id)) => Some(BuildRef::Id(id)),
+        _ => None,
+    };
+    let labels = f
+        .labels
+        .iter()
+        .flatten()
+        .filter_map(|l| r.text(l))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    FeedbackPlan {
+        app,
+        build,
+        since: r.parse(&f.since, "since", parse_since),
+        out: PathBuf::from(r.opt_text(&f.out).unwrap_or_else(|| "feedback".into())),
+        platform: r.parse(&f.platform, "platform", parse_platform),
+        device_model: r.opt_text(&f.device_model),
+        os_version: r.opt_text(&f.os_version),
+        fail_on_crash: r.bool(&f.fail_on_crash, "fail-on-crash").unwrap_or(false),
+        to_issues: r.parse(&f.to_issues, "to-issues", |v| {
+            IssueTarget::parse(v)
+                .map_err(|e| format!("{}; {}", e.message, e.hint.unwrap_or_default()))
+        }),
+        labels,
     }
 }
 
@@ -386,15 +454,29 @@ fn upload(r: &mut Resolver, u: &spec::UploadStep, app: Option<AppRef>) -> Upload
             .parse(&u.checksum, "checksum", parse_checksum)
             .unwrap_or(ChecksumAlgorithm::Sha256),
         origin: Some(u.file.location(r.file)),
+        tuning: UploadTuning::from_env(r.env),
     }
 }
 
 fn wait(r: &mut Resolver, w: &spec::WaitStep, target: WaitTarget) -> WaitPlan {
-    let webhook = w.webhook.as_ref().map(|h| {
-        let listen = r.text(&h.listen).unwrap_or_default();
-        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+    let relay = w.webhook.as_ref().and_then(|h| relay_wait(r, h));
+    let webhook = w.webhook.as_ref().filter(|h| h.relay.is_none()).map(|h| {
+        let listen = match &h.listen {
+            Some(l) => r.text(l).unwrap_or_default(),
+            None => {
+                r.problems.push(Error::input(format!(
+                    "{}: the wait step's webhook needs `listen:` or `relay:`",
+                    r.file
+                )));
+                String::new()
+            }
+        };
+        if let Some(l) = &h.listen
+            && !listen.is_empty()
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
             r.problem(
-                &h.listen,
+                l,
                 format!("listen: {listen:?} is not an address like 0.0.0.0:8787"),
             );
         }
@@ -421,7 +503,7 @@ fn wait(r: &mut Resolver, w: &spec::WaitStep, target: WaitTarget) -> WaitPlan {
         .poll
         .as_ref()
         .and_then(|p| r.duration(&p.interval, "poll.interval"));
-    let default_poll = if webhook.is_some() {
+    let default_poll = if webhook.is_some() || relay.is_some() {
         DEFAULT_POLL_WITH_WEBHOOK
     } else {
         DEFAULT_POLL
@@ -431,8 +513,27 @@ fn wait(r: &mut Resolver, w: &spec::WaitStep, target: WaitTarget) -> WaitPlan {
         timeout: r.duration(&w.timeout, "timeout").unwrap_or(DEFAULT_TIMEOUT),
         poll_interval: poll.unwrap_or(default_poll),
         webhook,
+        relay,
     }
 }
+
+fn relay_wait(r: &mut Resolver, h: &spec::WebhookSpec) -> Option<RelayWait> {
+    let t = h.relay.as_ref()?;
+    let url = r.text(t)?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        r.problem(t, format!("relay: {url:?} is not an http(s) URL"));
+    }
+    if let Some(l) = &h.listen {
+        r.problem(l, "a webhook takes `listen:` or `relay:`, not both".into());
+    }
+    Some(RelayWait {
+        url,
+        token: r.env.get(RELAY_TOKEN).map(Secret::new),
+    })
+}
+
+/// The bearer token a waiting job presents to the relay.
+pub const RELAY_TOKEN: &str = "FLIGHTDECK_RELAY_TOKEN";
 
 fn testflight(r: &mut Resolver, t: &spec::TestflightStep) -> TestFlightPlan {
     let groups = t
@@ -477,6 +578,9 @@ fn testflight(r: &mut Resolver, t: &spec::TestflightStep) -> TestFlightPlan {
         notify: r.bool(&t.notify, "notify").unwrap_or(false),
         uses_non_exempt_encryption: r
             .bool(&t.uses_non_exempt_encryption, "uses-non-exempt-encryption"),
+        expire_previous: r
+            .bool(&t.expire_previous, "expire-previous")
+            .unwrap_or(false),
     }
 }
 
@@ -515,6 +619,10 @@ pub fn render(plan: &Plan) -> String {
                 w.webhook
                     .as_ref()
                     .map(|h| format!(", webhook on {}", h.listen))
+                    .or_else(|| w
+                        .relay
+                        .as_ref()
+                        .map(|h| format!(", webhook relay {}", h.url)))
                     .unwrap_or_default()
             ),
             Step::Testflight(t) => format!(
@@ -533,16 +641,37 @@ pub fn render(plan: &Plan) -> String {
                 t.notify
             ),
             Step::Feedback(f) => format!(
-                "feedback to {}{}",
+                "feedback to {}{}{}{}{}",
                 f.out.display(),
                 match &f.since {
                     Some(Since::Ago(d)) => format!(" (last {})", duration::format(*d)),
                     Some(Since::At(t)) => format!(" (since {t})"),
                     None => String::new(),
-                }
+                },
+                match &f.build {
+                    Some(BuildRef::Previous) => " for the uploaded build",
+                    _ => "",
+                },
+                if f.fail_on_crash {
+                    ", failing on new crashes"
+                } else {
+                    ""
+                },
+                f.to_issues
+                    .as_ref()
+                    .map(|t| format!(", filing issues in {t}"))
+                    .unwrap_or_default()
             ),
         };
         out.push_str(&format!("  {n}. {line}\n"));
+    }
+    if let Some(a) = &plan.audience {
+        let names: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
+        out.push_str(&format!(
+            "  audience: {} (prune: {}), reconciled before the testflight step\n",
+            names.join(", "),
+            a.prune
+        ));
     }
     out
 }

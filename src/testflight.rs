@@ -16,6 +16,8 @@ pub struct Distributed {
     pub localizations: Vec<String>,
     pub submitted_for_review: bool,
     pub notified: bool,
+    /// Older builds expired by `expire-previous`.
+    pub expired: Option<crate::audience::expire::Expired>,
 }
 
 /// Pick groups by name; unknown names are an input error with suggestions.
@@ -87,6 +89,9 @@ pub async fn run(
             .await
             .map_err(|e| Error::from(e).context("notifying testers"))?;
         out.notified = true;
+    }
+    if plan.expire_previous {
+        out.expired = Some(expire_previous(ctx, build_id).await?);
     }
     Ok(out)
 }
@@ -222,4 +227,23 @@ async fn submit_for_review(ctx: &Ctx, build_id: &str) -> Result<bool, Error> {
         }
         Err(e) => Err(Error::from(e).context("submitting for Beta App Review")),
     }
+}
+
+/// Expire the app's older builds once this one is distributed.
+async fn expire_previous(
+    ctx: &Ctx,
+    build_id: &str,
+) -> Result<crate::audience::expire::Expired, Error> {
+    let app_id = r::get_build_app_id(&ctx.api, build_id)
+        .await?
+        .ok_or_else(|| Error::transient(format!("build {build_id} names no app")))?;
+    let done = crate::audience::expire::expire_previous(&ctx.api, &app_id, build_id, None)
+        .await
+        .map_err(|e| e.context("expiring previous builds"))?;
+    for id in &done.kept_for_review {
+        ctx.ci.notice(format!(
+            "build {id} was not expired: a beta review of it is pending"
+        ));
+    }
+    Ok(done)
 }

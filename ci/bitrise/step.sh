@@ -24,7 +24,8 @@ export FD_GROUPS="${groups:-}" FD_WHATS_NEW="${whats_new:-}" FD_SUBMIT_FOR_REVIE
 export FD_SKIP_IF_EXISTS="${skip_if_exists:-false}" FD_ARGS="--ci bitrise ${additional_args:-}"
 status=0
 "$here/../flightdeck-step.sh" || status=$?
-if [ -d feedback ] && [ -n "${BITRISE_DEPLOY_DIR:-}" ]; then
-  tar -czf "$BITRISE_DEPLOY_DIR/flightdeck-feedback.tar.gz" feedback
+feedback_dir="${feedback_dir:-feedback}"
+if [ -d "$feedback_dir" ] && [ -n "${BITRISE_DEPLOY_DIR:-}" ]; then
+  tar -czf "$BITRISE_DEPLOY_DIR/flightdeck-feedback.tar.gz" -C "$(dirname "$feedback_dir")" "$(basename "$feedback_dir")"
 fi
 exit "$status"

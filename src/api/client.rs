@@ -1,8 +1,6 @@
 //! The one HTTP client for App Store Connect: base URL, bearer token,
 //! timeouts, retries, rate-limit tracking, JSON:API decoding and paging.
 
-/// Transport wording lives in `api::error`; re-exported for existing callers.
-pub use crate::api::error::describe_transport;
 use crate::api::error::{ApiError, ApiErrorKind};
 use crate::api::ratelimit::RateLimit;
 use crate::api::retry::RetryPolicy;

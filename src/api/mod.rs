@@ -3,6 +3,7 @@
 //! `client` is the transport; `resources` holds one small function per endpoint
 //! the capabilities need, building Apple's request documents.
 
+pub mod beta;
 pub mod client;
 pub mod error;
 pub mod models;

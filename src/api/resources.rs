@@ -400,12 +400,6 @@ pub async fn list_feedback(
     )
 }
 
-/// One feedback submission again (fresh screenshot URLs); `kind` as in [`list_feedback`].
-pub async fn get_feedback(c: &Client, kind: &str, id: &str) -> R<Resource<Value>> {
-    let doc: Document<Resource<Value>> = c.get(&format!("/v1/{kind}/{id}")).await?;
-    Ok(doc.data)
-}
-
 pub async fn crash_log(c: &Client, submission_id: &str) -> R<Option<String>> {
     let doc: Document<Resource<Value>> = c
         .get(&format!(
@@ -417,4 +411,66 @@ pub async fn crash_log(c: &Client, submission_id: &str) -> R<Option<String>> {
             .and_then(|t| t.as_str())
             .map(str::to_string)
     }))
+}
+
+/// The list filters of both feedback list endpoints (`filter[...]`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FeedbackFilter {
+    pub build: Option<String>,
+    /// `filter[appPlatform]`: IOS, MAC_OS, TV_OS or VISION_OS.
+    pub platform: Option<String>,
+    pub device_model: Option<String>,
+    pub os_version: Option<String>,
+}
+
+impl FeedbackFilter {
+    /// True when a submission's attributes satisfy every filter but `build`
+    /// (which the list always applies).
+    pub fn matches(&self, attrs: &Value) -> bool {
+        let eq = |want: &Option<String>, key: &str| {
+            want.as_deref()
+                .is_none_or(|w| attrs.get(key).and_then(Value::as_str) == Some(w))
+        };
+        eq(&self.platform, "appPlatform")
+            && eq(&self.device_model, "deviceModel")
+            && eq(&self.os_version, "osVersion")
+    }
+}
+
+/// The first page's path: newest first, with the build included for its number.
+pub fn feedback_list_path(app_id: &str, kind: &str, f: &FeedbackFilter) -> String {
+    let mut params = vec![
+        ("sort", "-createdDate"),
+        ("limit", "200"),
+        ("include", "build"),
+        ("fields[builds]", "version"),
+    ];
+    for (name, v) in [
+        ("filter[build]", &f.build),
+        ("filter[appPlatform]", &f.platform),
+        ("filter[deviceModel]", &f.device_model),
+        ("filter[osVersion]", &f.os_version),
+    ] {
+        // Filters are comma-separated lists, so a value with a comma (every
+        // device model: iPhone16,1) cannot be sent; `FeedbackFilter::matches`
+        // applies it to what comes back instead.
+        if let Some(v) = v.as_deref().filter(|v| !v.contains(',')) {
+            params.push((name, v));
+        }
+    }
+    with_query(&format!("/v1/apps/{app_id}/{kind}"), &params)
+}
+
+/// One page of a feedback list (`path` is the first page's or a `links.next`).
+pub async fn feedback_page(c: &Client, path: &str) -> R<ListDocument<Resource<Value>>> {
+    c.get(path).await
+}
+
+/// One submission, with its build included (fresh screenshot URLs, for the relay).
+pub async fn get_feedback(c: &Client, kind: &str, id: &str) -> R<Document<Resource<Value>>> {
+    c.get(&with_query(
+        &format!("/v1/{kind}/{id}"),
+        &[("include", "build"), ("fields[builds]", "version")],
+    ))
+    .await
 }

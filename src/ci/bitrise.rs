@@ -90,3 +90,24 @@ impl Backend for Bitrise {
         writeln!(out, "\x1b[31;1m{message}\x1b[0m")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ci::tests::Buf;
+    use crate::ci::{Platform, Reporter};
+
+    #[test]
+    fn phases_get_the_same_headers_as_gitlab_sections() {
+        let buf = Buf::default();
+        let r = Reporter::new(Platform::Bitrise, Paths::default(), Box::new(buf.clone()));
+        r.group_start("upload");
+        r.group_end();
+        r.group_start("doctor: checks");
+        r.final_error("it broke");
+        assert_eq!(
+            buf.text(),
+            "\x1b[34;1m==> upload\x1b[0m\n\x1b[34;1m==> doctor: checks\x1b[0m\n\x1b[31;1mit broke\x1b[0m\n"
+        );
+    }
+}

@@ -10,17 +10,24 @@ pub struct GitLab {
     outputs: BTreeMap<String, String>,
     sections: Vec<String>,
     counter: usize,
+    clock: fn() -> i64,
 }
 
 impl GitLab {
     /// Starts this run's reports empty, so a run that fails early (or is
     /// killed) never leaves a previous run's outputs looking current.
     pub fn new(paths: Paths) -> Self {
+        Self::with_clock(paths, now)
+    }
+
+    /// With a fixed clock, so tests can check the exact section lines.
+    pub fn with_clock(paths: Paths, clock: fn() -> i64) -> Self {
         let gl = Self {
             paths,
             outputs: BTreeMap::new(),
             sections: Vec::new(),
             counter: 0,
+            clock,
         };
         if let Err(e) = gl.write_dotenv().and_then(|_| gl.write_code_quality(&[])) {
             tracing::warn!("cannot reset the GitLab reports: {e}");
@@ -50,6 +57,35 @@ impl GitLab {
 
 fn now() -> i64 {
     jiff::Timestamp::now().as_second()
+}
+
+/// A section name GitLab accepts (`[a-zA-Z0-9_.-]+`), unique in the job:
+/// `flightdeck_<n>_<title in lower case>`.
+pub fn section_name(n: usize, title: &str) -> String {
+    let slug: String = title
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let slug: String = slug
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
+        .chars()
+        .take(40)
+        .collect();
+    if slug.is_empty() {
+        format!("flightdeck_{n}")
+    } else {
+        format!("flightdeck_{n}_{slug}")
+    }
 }
 
 /// A dotenv value GitLab accepts: one line, and `$` escaped (values are expanded).
@@ -112,11 +148,13 @@ impl Backend for GitLab {
 
     fn group_start(&mut self, out: &mut dyn Write, title: &str) -> io::Result<()> {
         self.counter += 1;
-        let name = format!("flightdeck_{}", self.counter);
+        let name = section_name(self.counter, title);
+        // A header line must stay one line: the marker needs its `\r\e[0K`.
+        let header = title.replace(['\r', '\n'], " ");
         write!(
             out,
-            "\x1b[0Ksection_start:{}:{name}[collapsed=false]\r\x1b[0K{title}\n",
-            now()
+            "\x1b[0Ksection_start:{}:{name}[collapsed=true]\r\x1b[0K{header}\n",
+            (self.clock)()
         )?;
         self.sections.push(name);
         Ok(())
@@ -124,7 +162,11 @@ impl Backend for GitLab {
 
     fn group_end(&mut self, out: &mut dyn Write) -> io::Result<()> {
         if let Some(name) = self.sections.pop() {
-            write!(out, "\x1b[0Ksection_end:{}:{name}\r\x1b[0K\n", now())?;
+            write!(
+                out,
+                "\x1b[0Ksection_end:{}:{name}\r\x1b[0K\n",
+                (self.clock)()
+            )?;
         }
         Ok(())
     }
@@ -156,6 +198,34 @@ mod tests {
     use crate::ci::Location;
     use crate::ci::tests::Buf;
     use crate::ci::{Platform, Reporter};
+
+    #[test]
+    fn sections_are_exact_collapsed_and_nest() {
+        let buf = Buf::default();
+        let backend = GitLab::with_clock(Paths::default(), || 1_700_000_000);
+        let r = Reporter::with_backend(Platform::GitLab, Box::new(backend), Box::new(buf.clone()));
+        r.group_start("Step 1/2: upload build/App.ipa");
+        r.group_start("doctor: checks");
+        r.group_end();
+        r.group_end();
+        r.group_start("\u{1F680}");
+        r.group_end();
+        assert_eq!(
+            buf.text(),
+            "\x1b[0Ksection_start:1700000000:flightdeck_1_step_1_2_upload_build_app.ipa[collapsed=true]\r\x1b[0KStep 1/2: upload build/App.ipa\n\
+             \x1b[0Ksection_start:1700000000:flightdeck_2_doctor_checks[collapsed=true]\r\x1b[0Kdoctor: checks\n\
+             \x1b[0Ksection_end:1700000000:flightdeck_2_doctor_checks\r\x1b[0K\n\
+             \x1b[0Ksection_end:1700000000:flightdeck_1_step_1_2_upload_build_app.ipa\r\x1b[0K\n\
+             \x1b[0Ksection_start:1700000000:flightdeck_3[collapsed=true]\r\x1b[0K\u{1F680}\n\
+             \x1b[0Ksection_end:1700000000:flightdeck_3\r\x1b[0K\n"
+        );
+        for name in ["flightdeck_1_step_1_2_upload_build_app.ipa", "flightdeck_3"] {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            );
+        }
+    }
 
     #[test]
     fn dotenv_is_strict_one_line_per_key() {
@@ -210,10 +280,12 @@ mod tests {
         let log = buf.text();
         assert!(
             log.contains("\x1b[0Ksection_start:")
-                && log.contains(":flightdeck_1[collapsed=false]\r\x1b[0KUpload\n"),
+                && log.contains(":flightdeck_1_upload[collapsed=true]\r\x1b[0KUpload\n"),
             "{log:?}"
         );
-        assert!(log.contains("\x1b[0Ksection_end:") && log.contains(":flightdeck_1\r\x1b[0K\n"));
+        assert!(
+            log.contains("\x1b[0Ksection_end:") && log.contains(":flightdeck_1_upload\r\x1b[0K\n")
+        );
         assert_eq!(
             std::fs::read_to_string(dir.path().join("flightdeck.env")).unwrap(),
             "FLIGHTDECK_BUILD_UPLOAD_ID=u2\n"

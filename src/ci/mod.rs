@@ -159,6 +159,8 @@ struct Inner {
     annotations: Vec<Annotation>,
     emitted: BTreeMap<Level, usize>,
     groups_open: usize,
+    /// Extra Markdown appended to the step summary (tables a step reports).
+    sections: Vec<String>,
 }
 
 pub struct Reporter {
@@ -201,6 +203,7 @@ impl Reporter {
                 annotations: Vec::new(),
                 emitted: BTreeMap::new(),
                 groups_open: 0,
+                sections: Vec::new(),
             }),
         }
     }
@@ -319,6 +322,11 @@ impl Reporter {
         self.lock().annotations.clone()
     }
 
+    /// Add a Markdown section to the step summary written by `finish`.
+    pub fn summary_section(&self, md: &str) {
+        self.lock().sections.push(md.to_string());
+    }
+
     /// Close groups, write the summary and platform reports.
     pub fn finish(&self, summary_md: &str, outcome_json: &str) {
         let mut g = self.lock();
@@ -340,7 +348,14 @@ impl Reporter {
                 let _ = inner.backend.annotate(&mut inner.out, &a);
             }
         }
-        let md = redact(&inner.secrets, summary_md);
+        let mut full = summary_md.to_string();
+        if !summary_md.is_empty() {
+            for s in &inner.sections {
+                full.push('\n');
+                full.push_str(s);
+            }
+        }
+        let md = redact(&inner.secrets, &full);
         let json = redact(&inner.secrets, outcome_json);
         let annotations = inner.annotations.clone();
         if let Err(e) = inner

@@ -8,12 +8,16 @@
 //! a line in `name` and one in `dispatch`. Nothing outside `commands/` (and `main.rs`) may import
 //! `cli` or `commands`; `tests/all/layout.rs` fails when something does.
 
+mod audience;
 mod demo;
+mod doctor;
 mod feedback;
+mod init;
 mod next_build_number;
 pub mod report;
 mod run;
 mod simulator;
+mod testers;
 mod testflight;
 mod upload;
 mod wait;
@@ -47,9 +51,35 @@ pub fn name(c: &Command) -> &'static str {
         Command::Feedback(_) => "feedback",
         Command::Webhooks(_) => "webhooks",
         Command::NextBuildNumber(_) => "next-build-number",
+        Command::Audience(_) => "audience",
+        Command::Testers(_) => "testers",
         Command::Simulator(_) => "simulator",
         Command::Demo => "demo",
+        Command::Doctor(_) => "doctor",
+        Command::Init(_) => "init",
         Command::Schema => "schema",
+        Command::Completions { .. } => "completions",
+        Command::Man => "man",
+    }
+}
+
+/// The section (GitLab) or group (GitHub) around a command that opens none
+/// itself; `run`, `upload`, `wait` and `doctor` open one per phase, and the
+/// long-running servers and the printers (schema, completions) get none.
+fn phase_title(c: &Command) -> Option<&'static str> {
+    match c {
+        Command::Run { dry_run: true, .. } => Some("run: plan"),
+        Command::Validate { .. }
+        | Command::Testflight(_)
+        | Command::Feedback(_)
+        | Command::NextBuildNumber(_)
+        | Command::Init(_)
+        | Command::Audience(_)
+        | Command::Testers(_) => Some(name(c)),
+        Command::Webhooks(w) if !matches!(w, crate::cli::WebhooksCmd::Listen { .. }) => {
+            Some("webhooks")
+        }
+        _ => None,
     }
 }
 
@@ -61,7 +91,7 @@ pub async fn main(
     err: Box<dyn Write + Send>,
     cancel: CancellationToken,
 ) -> u8 {
-    let settings = Settings::load(&env, cli.ci.platform());
+    let settings = Settings::load_with(&env, cli.ci.platform(), cli.api_key_json.as_deref());
     let platform = settings
         .as_ref()
         .map(|s| s.platform)
@@ -72,6 +102,13 @@ pub async fn main(
         .unwrap_or_else(|_| config::ci_paths(&env));
     let reporter = Arc::new(Reporter::new(platform, paths, err).on_mask(crate::secret::register));
     mask_secrets(&reporter, &env, settings.as_ref().ok());
+    if let Ok(s) = &settings
+        && !offline(&cli.command)
+    {
+        for w in &s.credential_warnings {
+            reporter.warning(w.clone());
+        }
+    }
     let mut report = Report::default();
     let result = match &settings {
         Ok(s) => {
@@ -81,7 +118,7 @@ pub async fn main(
                 reporter: reporter.clone(),
                 cancel,
             };
-            dispatch(&cli, &inv, &mut report).await
+            dispatch_in_phase(&cli, &inv, &mut report).await
         }
         Err(e) => Err(e.clone()),
     };
@@ -95,9 +132,28 @@ pub async fn main(
     )
 }
 
+/// Commands that never call the API: the credential warnings are not theirs
+/// (doctor reports them as checks).
+fn offline(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Doctor(_)
+            | Command::Init(_)
+            | Command::Validate { .. }
+            | Command::Schema
+            | Command::Completions { .. }
+            | Command::Man
+    )
+}
+
 /// Secrets first, before anything else is printed.
 fn mask_secrets(reporter: &Reporter, env: &Env, settings: Option<&Settings>) {
-    for name in config::PRIVATE_KEY.iter().chain(config::WEBHOOK_SECRET) {
+    for name in config::PRIVATE_KEY
+        .iter()
+        .chain(config::credentials::PRIVATE_KEY_B64)
+        .chain(config::WEBHOOK_SECRET)
+        .chain(config::ISSUE_TOKENS)
+    {
         if let Some(v) = env.get(name) {
             reporter.mask(v);
         }
@@ -135,20 +191,53 @@ impl Invocation<'_> {
     }
 }
 
+/// `dispatch`, inside the command's CI section when it opens none itself.
+async fn dispatch_in_phase(
+    cli: &Cli,
+    inv: &Invocation<'_>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let phase = phase_title(&cli.command);
+    if let Some(t) = phase {
+        inv.reporter.group_start(t);
+    }
+    let r = dispatch(cli, inv, report).await;
+    if phase.is_some() {
+        inv.reporter.group_end();
+    }
+    r
+}
+
 async fn dispatch(cli: &Cli, inv: &Invocation<'_>, report: &mut Report) -> Result<(), Error> {
     match &cli.command {
         Command::Validate { pipeline } => run::validate(pipeline, inv, report),
-        Command::Run { pipeline, dry_run } => run::run(pipeline, *dry_run, inv, report).await,
+        Command::Run {
+            pipeline,
+            dry_run,
+            yes,
+        } => run::run(pipeline, *dry_run, *yes, inv, report).await,
         Command::Upload(a) => upload::run(a, inv, report).await,
         Command::Wait(a) => wait::run(a, inv, report).await,
         Command::Testflight(a) => testflight::run(a, inv, report).await,
         Command::Feedback(a) => feedback::run(a, inv, report).await,
         Command::NextBuildNumber(a) => next_build_number::run(a, inv, report).await,
         Command::Webhooks(w) => webhooks::run(w, inv, report).await,
+        Command::Audience(a) => audience::run(a, inv, report).await,
+        Command::Testers(t) => testers::run(t, inv, report).await,
         Command::Simulator(a) => simulator::run(a, &inv.reporter, inv.cancel.clone()).await,
         Command::Demo => demo::run(inv.env, &inv.reporter, inv.cancel.clone(), report).await,
+        Command::Doctor(a) => doctor::run(a, cli.api_key_json.as_deref(), inv, report).await,
+        Command::Init(a) => init::run(a, cli.ci.platform(), inv, report),
         Command::Schema => {
             report.text = Some(crate::spec::schema::generate());
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            report.text = Some(crate::cli::completions(*shell));
+            Ok(())
+        }
+        Command::Man => {
+            report.text = Some(crate::cli::man_page());
             Ok(())
         }
     }

@@ -3,12 +3,15 @@
 //! summary, annotations, stdout) here, so a value is named and worded the same
 //! for a one-shot command and for the same step of `run`.
 
+use crate::audience::Reconciled;
 use crate::ci::{self, Annotation, Level, Reporter};
 use crate::cli::Output;
 use crate::config::duration;
 use crate::error::Error;
 use crate::feedback::Pulled;
+use crate::feedback::issues::Filed;
 use crate::outcome::{Outcome, Row};
+use crate::plan::IssueTarget;
 use crate::testflight::Distributed;
 use crate::upload::Uploaded;
 use crate::wait::Waited;
@@ -113,22 +116,138 @@ pub fn testflight(ci: &Reporter, report: &mut Report, d: &Distributed) {
     if d.notified {
         parts.push("testers notified".into());
     }
+    if let Some(x) = &d.expired {
+        // `builds-expired`: how many older builds `expire-previous` expired.
+        ci.set_output("builds-expired", x.expired.len());
+        let builds: Vec<String> = x
+            .expired
+            .iter()
+            .map(|(id, n)| format!("{n} ({id})"))
+            .collect();
+        parts.push(match builds.len() {
+            0 => "no older build to expire".into(),
+            n => format!("expired {n} older build(s): {}", builds.join(", ")),
+        });
+    }
     report.row("testflight", parts.join("; "));
 }
 
-pub fn feedback(ci: &Reporter, report: &mut Report, p: &Pulled) {
-    ci.set_output("feedback-count", p.count);
-    ci.set_output("feedback-dir", p.dir.display());
-    report.row(
-        "feedback",
-        format!(
-            "{} feedback item(s) ({} crash, {} screenshot) in {}",
-            p.count,
-            p.crashes,
-            p.screenshots,
-            p.dir.display()
+/// An audience plan or apply as a command's result: the plan's text, the
+/// summary row and outputs, and the reconcile as data.
+pub fn audience_plan(ci: &Reporter, report: &mut Report, rec: &Reconciled) {
+    let mut text = rec.plan.render();
+    if rec.applied.is_none() {
+        text.push_str("plan only: nothing was changed\n");
+    }
+    report.text = Some(report.text.take().unwrap_or_default() + &text);
+    audience(ci, report, rec);
+    report.data = serde_json::to_value(rec).ok();
+}
+
+/// Set the audience outputs and describe the result in one summary row.
+pub fn audience(ci: &Reporter, report: &mut Report, rec: &Reconciled) {
+    match rec.public_links.len() {
+        0 => {}
+        1 => {
+            if let Some(u) = rec.public_links.values().next() {
+                ci.set_output("public-link", u);
+            }
+        }
+        _ => ci.set_output(
+            "public-link",
+            serde_json::to_string(&rec.public_links).unwrap_or_default(),
         ),
+    }
+    let result = match &rec.applied {
+        None => format!("plan: {}", audience_plan_row(rec)),
+        Some(a) => {
+            ci.set_output("testers-added", a.added.len());
+            ci.set_output("testers-removed", a.removed.len());
+            let mut parts = Vec::new();
+            if !a.groups_created.is_empty() {
+                parts.push(format!("groups created: {}", a.groups_created.join(", ")));
+            }
+            if !a.links_changed.is_empty() {
+                parts.push(format!("public links set: {}", a.links_changed.join(", ")));
+            }
+            parts.push(format!(
+                "{} tester(s) added, {} removed",
+                a.added.len(),
+                a.removed.len()
+            ));
+            if a.already_there > 0 {
+                parts.push(format!("{} already there", a.already_there));
+            }
+            for (g, u) in &rec.public_links {
+                parts.push(format!("{g} public link {u}"));
+            }
+            parts.join("; ")
+        }
+    };
+    report.row("audience", result);
+}
+
+/// The first changes of a plan, one per line of the summary cell.
+fn audience_plan_row(rec: &Reconciled) -> String {
+    if rec.plan.is_empty() {
+        return "no changes".into();
+    }
+    const SHOWN: usize = 20;
+    let lines: Vec<String> = rec.plan.changes.iter().map(|c| c.to_string()).collect();
+    let mut s = lines
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("<br>");
+    if lines.len() > SHOWN {
+        s.push_str(&format!("<br>… and {} more", lines.len() - SHOWN));
+    }
+    for g in &rec.plan.emptied {
+        s.push_str(&format!("<br>! {g} would be left with no testers"));
+    }
+    s
+}
+
+/// `testers remove`: `testers-removed` (0 or 1) and what happened.
+pub fn tester_removed(ci: &Reporter, report: &mut Report, removed: usize, result: String) {
+    ci.set_output("testers-removed", removed);
+    report.text = Some(format!("{result}\n"));
+    report.row("testers", result);
+}
+
+/// A finished pull: its outputs, its warnings and its table in the step summary.
+pub fn feedback_pulled(ci: &Reporter, p: &Pulled) {
+    ci.set_output("feedback-count", p.count);
+    ci.set_output("crash-count", p.crashes);
+    ci.set_output("screenshot-count", p.screenshots);
+    ci.set_output("feedback-dir", p.dir.display());
+    for w in &p.warnings {
+        ci.warning(w.clone());
+    }
+    ci.summary_section(&crate::feedback::report::summary_markdown(p));
+}
+
+/// The feedback step's row: what was pulled and, with `--to-issues`, filed.
+pub fn feedback(report: &mut Report, p: &Pulled, filed: Option<(&IssueTarget, &Filed)>) {
+    let mut line = format!(
+        "{} feedback item(s) ({} crash, {} screenshot), {} new, {} file(s) written, in {}",
+        p.count,
+        p.crashes,
+        p.screenshots,
+        p.new_ids.len(),
+        p.files_written,
+        p.dir.display()
     );
+    if let Some((target, f)) = filed {
+        line.push_str(&format!(
+            "; {target}: {} issue(s) opened, {} occurrence(s) added, {} already filed",
+            f.opened.len(),
+            f.commented,
+            f.already
+        ));
+    }
+    report.row("feedback", line);
 }
 
 pub fn next_build_number(ci: &Reporter, report: &mut Report, app_id: &str, next: &str) {
@@ -168,8 +287,8 @@ pub fn finish(
         data: report.data,
     };
     let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
-    // The schema is a document, not a run: no step summary for it.
-    let md = if command == "schema" {
+    // The schema, completions and man page are documents, not runs: no step summary for them.
+    let md = if matches!(command, "schema" | "completions" | "man") {
         String::new()
     } else {
         outcome.markdown()

@@ -1,20 +1,22 @@
 //! `flightdeck run` and `flightdeck validate`: read and plan a pipeline file,
 //! then execute the plan, each step in order inside a CI group, feeding the
 //! next (the upload's ids to the wait, the wait's build to TestFlight and
-//! feedback). Each finished step is reported as soon as it finishes, so a
-//! cancelled run keeps the outputs it has.
+//! feedback). A pipeline's `audience:` is reconciled just before the
+//! testflight step (or last). Each finished step is reported as soon as it
+//! finishes, so a cancelled run keeps the outputs it has.
 
-use super::Invocation;
 use super::report::{self, Report};
+use super::{Invocation, audience};
 use crate::api::resources as r;
 use crate::app::AppRef;
+use crate::audience::Desired;
 use crate::config::Settings;
 use crate::config::env::Env;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::plan::{self, BuildRef, FeedbackPlan, Plan, Step, TestFlightPlan, WaitPlan};
 use crate::upload::Uploaded;
-use crate::{feedback, spec, testflight, upload, wait};
+use crate::{spec, testflight, upload, wait};
 use std::path::{Path, PathBuf};
 
 pub(super) fn validate(
@@ -23,11 +25,14 @@ pub(super) fn validate(
     report: &mut Report,
 ) -> Result<(), Error> {
     let plan = plan_of(pipeline, inv)?;
+    if let Some(a) = &plan.audience {
+        audience::load(a, inv.settings)?;
+    }
     show(report, &plan, "ok: the pipeline is valid");
     Ok(())
 }
 
-fn plan_of(pipeline: &Option<PathBuf>, inv: &Invocation<'_>) -> Result<Plan, Error> {
+pub(super) fn plan_of(pipeline: &Option<PathBuf>, inv: &Invocation<'_>) -> Result<Plan, Error> {
     let path = pipeline_path(pipeline, inv.settings);
     load_plan(&path, inv.env, inv.settings)
 }
@@ -41,17 +46,56 @@ fn show(report: &mut Report, plan: &Plan, closing: &str) {
 pub(super) async fn run(
     pipeline: &Option<PathBuf>,
     dry_run: bool,
+    yes: bool,
     inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let plan = plan_of(pipeline, inv)?;
+    let mut plan = plan_of(pipeline, inv)?;
+    // Every tester file is read and checked before anything is sent.
+    let desired = plan
+        .audience
+        .as_ref()
+        .map(|a| audience::load(a, inv.settings))
+        .transpose()?;
+    if let Some(a) = &mut plan.audience {
+        a.confirmed = yes;
+    }
     if dry_run {
         inv.settings.credentials()?;
-        show(report, &plan, "dry run: nothing was called");
-        return Ok(());
+        return match desired {
+            None => {
+                show(report, &plan, "dry run: nothing was called");
+                Ok(())
+            }
+            Some(d) => dry_run_audience(&plan, &d, yes, inv, report).await,
+        };
     }
     let ctx = inv.ctx()?;
     execute(&ctx, &plan, inv.settings, report).await
+}
+
+/// A dry run with an audience: its plan needs App Store Connect's side, so
+/// read it, never write.
+async fn dry_run_audience(
+    plan: &Plan,
+    desired: &Desired,
+    yes: bool,
+    inv: &Invocation<'_>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let ctx = inv.ctx()?;
+    let app = AppRef::resolve(plan.app.as_ref(), &ctx.api).await?;
+    let mode = audience::mode(&ctx, false, yes);
+    let rec = ctx
+        .or_cancel(crate::audience::reconcile(&ctx.api, &app, desired, mode))
+        .await?;
+    report.text = Some(plan::render(plan));
+    report::audience_plan(&ctx.ci, report, &rec);
+    report.text = report
+        .text
+        .take()
+        .map(|t| t + "dry run: nothing was changed\n");
+    Ok(())
 }
 
 /// Read and plan a pipeline file.
@@ -74,7 +118,7 @@ pub fn load_plan(path: &Path, env: &Env, settings: &Settings) -> Result<Plan, Er
     Ok(plan)
 }
 
-fn pipeline_path(flag: &Option<PathBuf>, s: &Settings) -> PathBuf {
+pub(super) fn pipeline_path(flag: &Option<PathBuf>, s: &Settings) -> PathBuf {
     flag.clone()
         .or_else(|| s.pipeline.clone())
         .unwrap_or_else(|| PathBuf::from("flightdeck.yml"))
@@ -95,7 +139,23 @@ pub async fn execute(
     report: &mut Report,
 ) -> Result<(), Error> {
     let mut carry = Carry::default();
+    // Tester files are read and checked before the first write.
+    let desired = match &plan.audience {
+        Some(a) => Some(audience::load(a, settings)?),
+        None => None,
+    };
+    // The audience is reconciled just before the testflight step (or last).
+    let audience_at = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::Testflight(_)))
+        .unwrap_or(plan.steps.len());
     for (i, step) in plan.steps.iter().enumerate() {
+        if i == audience_at
+            && let Some(d) = &desired
+        {
+            audience_step(ctx, plan, d, &carry, report).await?;
+        }
         let title = format!("step {}/{}: {}", i + 1, plan.steps.len(), step.name());
         ctx.ci.group_start(&title);
         let result = match step {
@@ -117,7 +177,47 @@ pub async fn execute(
             return Err(e);
         }
     }
+    if audience_at == plan.steps.len()
+        && let Some(d) = &desired
+    {
+        audience_step(ctx, plan, d, &carry, report).await?;
+    }
     Ok(())
+}
+
+/// Reconcile the audience inside its own CI group; a failure gets a `failed: ...` row.
+async fn audience_step(
+    ctx: &Ctx,
+    plan: &Plan,
+    desired: &Desired,
+    carry: &Carry,
+    report: &mut Report,
+) -> Result<(), Error> {
+    ctx.ci.group_start("audience");
+    let confirmed = plan.audience.as_ref().is_some_and(|a| a.confirmed);
+    let result = async {
+        let app = app_id(ctx, plan, carry).await?;
+        let mode = audience::mode(ctx, true, confirmed);
+        let rec = ctx
+            .or_cancel(crate::audience::reconcile(&ctx.api, &app, desired, mode))
+            .await?;
+        for c in &rec.plan.changes {
+            tracing::info!("{c}");
+        }
+        Ok::<_, Error>(rec)
+    }
+    .await;
+    ctx.ci.group_end();
+    match result {
+        Ok(rec) => {
+            report::audience(&ctx.ci, report, &rec);
+            Ok(())
+        }
+        Err(e) => {
+            report.row("audience", format!("failed: {}", e.message));
+            Err(e)
+        }
+    }
 }
 
 /// The app id for steps that need one: the upload's, else the plan's.
@@ -165,7 +265,7 @@ async fn run_step(
         }
         Step::Wait(w) => wait_step(ctx, w, plan, settings, carry, report).await?,
         Step::Testflight(t) => testflight_step(ctx, t, carry, report).await?,
-        Step::Feedback(f) => feedback_step(ctx, f, plan, carry, report).await?,
+        Step::Feedback(f) => feedback_step(ctx, f, plan, settings, carry, report).await?,
     }
     Ok(())
 }
@@ -211,16 +311,16 @@ async fn feedback_step(
     ctx: &Ctx,
     f: &FeedbackPlan,
     plan: &Plan,
+    settings: &Settings,
     carry: &mut Carry,
     report: &mut Report,
 ) -> Result<(), Error> {
     let app = app_id(ctx, plan, carry).await?;
     let build = match &f.build {
         Some(BuildRef::Id(id)) => Some(id.clone()),
-        Some(BuildRef::Previous) => previous_build(ctx, carry).await.ok(),
+        Some(BuildRef::Previous) => Some(previous_build(ctx, carry).await?),
         None => None,
     };
-    let p = feedback::run(ctx, &app, build.as_deref(), &f.since, &f.out).await?;
-    report::feedback(&ctx.ci, report, &p);
+    super::feedback::pull(ctx, &settings.issues, f, &app, build, report).await?;
     Ok(())
 }

@@ -23,6 +23,7 @@ pub(super) async fn run(
         submit_for_review: a.submit_for_review,
         notify: a.notify,
         uses_non_exempt_encryption: a.uses_non_exempt_encryption,
+        expire_previous: a.expire_previous,
     };
     let ctx = inv.ctx()?;
     let d = ctx

@@ -26,6 +26,7 @@ fn upload_plan(a: &UploadArgs, inv: &Invocation<'_>) -> Result<UploadPlan, Error
             .map_err(|e| Error::flag("--concurrency", e))?,
         checksum: plan::parse_checksum(&a.checksum).map_err(|e| Error::flag("--checksum", e))?,
         origin: None,
+        tuning: inv.settings.upload_tuning,
     })
 }
 

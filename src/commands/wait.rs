@@ -45,7 +45,11 @@ fn webhook_listen(f: &WaitFlags, env: &Env) -> Result<Option<WebhookListen>, Err
 /// The wait flags as a plan for `target`.
 pub(super) fn wait_plan(target: WaitTarget, f: &WaitFlags, env: &Env) -> Result<WaitPlan, Error> {
     let webhook = webhook_listen(f, env)?;
-    let default_poll = if webhook.is_some() {
+    let relay = f.webhook.webhook_relay.as_ref().map(|url| plan::RelayWait {
+        url: url.clone(),
+        token: env.get(plan::RELAY_TOKEN).map(Secret::new),
+    });
+    let default_poll = if webhook.is_some() || relay.is_some() {
         plan::DEFAULT_POLL_WITH_WEBHOOK
     } else {
         plan::DEFAULT_POLL
@@ -55,6 +59,7 @@ pub(super) fn wait_plan(target: WaitTarget, f: &WaitFlags, env: &Env) -> Result<
         timeout: flag_duration(&f.timeout, "--timeout", plan::DEFAULT_TIMEOUT)?,
         poll_interval: flag_duration(&f.poll_interval, "--poll-interval", default_poll)?,
         webhook,
+        relay,
     })
 }
 

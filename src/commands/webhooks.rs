@@ -1,18 +1,19 @@
-//! `flightdeck webhooks ...`: manage the app's webhooks, and `listen`, a
-//! long-running receiver that verifies, dedupes, logs and forwards.
+//! `flightdeck webhooks ...`: manage the app's webhooks, and `listen`, the
+//! relay (`crate::relay`) configured from its flags.
 
 use super::Invocation;
 use super::report::{self, Report};
 use crate::api::resources::{self as r, WebhookChanges};
 use crate::ci::Reporter;
-use crate::cli::{WebhookCreateArgs, WebhookUpdateArgs, WebhooksCmd};
+use crate::cli::{ListenArgs, WebhookCreateArgs, WebhookUpdateArgs, WebhooksCmd};
 use crate::config::env::Env;
 use crate::context::Ctx;
 use crate::error::Error;
+use crate::feedback::issues::{self, Tracker};
+use crate::relay::forward::{NamedSink, Sink, Target};
+use crate::relay::{Config as RelayConfig, RelayError, StoreConfig, Tuning};
 use crate::secret::Secret;
-use crate::webhooks::SIGNATURE_HEADER;
-use crate::webhooks::receiver::{self, Delivery, Receiver};
-use tokio_util::sync::CancellationToken;
+use crate::webhooks::Event;
 
 const EVENT_TYPES: &[&str] = &[
     "ALTERNATIVE_DISTRIBUTION_PACKAGE_AVAILABLE_UPDATED",
@@ -65,19 +66,8 @@ pub(super) async fn run(
     inv: &Invocation<'_>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    if let WebhooksCmd::Listen {
-        listen: addr,
-        secret_env,
-        forward,
-    } = cmd
-    {
-        let secret = inv
-            .env
-            .lookup(&[secret_env.as_str()])?
-            .ok_or_else(|| Error::unset(secret_env, "the listener needs the webhook's secret"))?;
-        inv.reporter.mask(&secret.value);
-        let secret = Secret::new(secret.value);
-        return listen(addr, secret, forward, &inv.reporter, inv.cancel.clone()).await;
+    if let WebhooksCmd::Listen(a) = cmd {
+        return listen(a, inv).await;
     }
     let ctx = inv.ctx()?;
     manage(&ctx, cmd, inv, report).await
@@ -124,7 +114,7 @@ async fn manage(
             report.text = Some(format!("{}\n", d.id));
             Ok(())
         }
-        WebhooksCmd::Listen { .. } => Err(Error::input(
+        WebhooksCmd::Listen(_) => Err(Error::input(
             "`webhooks listen` runs without App Store Connect credentials",
         )),
     }
@@ -253,61 +243,143 @@ async fn deliveries(
     Ok(())
 }
 
-/// Receive deliveries until cancelled; forward each verified one.
-async fn listen(
-    addr: &str,
-    secret: Secret,
-    forward: &[String],
-    reporter: &Reporter,
-    cancel: CancellationToken,
-) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::bind("listen on", addr, &e))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::io("listen on", addr, e))?;
-    let (recv, mut rx) = Receiver::new(secret);
-    let server = receiver::serve(listener, recv, cancel.clone());
-    reporter.line(&format!(
-        "listening for App Store Connect webhooks on {bound}; forwarding to {} URL(s)",
-        forward.len()
-    ));
-    let http = crate::api::client::transfer_client()?;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            Some(d) = rx.recv() => {
-                for url in forward {
-                    forward_one(&http, url, &d, reporter).await;
-                }
-            }
-        }
+/// Run the relay (`crate::relay`) with the flags' configuration until cancelled.
+async fn listen(a: &ListenArgs, inv: &Invocation<'_>) -> Result<(), Error> {
+    let (env, reporter, cancel) = (inv.env, &inv.reporter, inv.cancel.clone());
+    let mut config = relay_config(a, env, reporter)?;
+    if let Some(t) = &a.feedback_to_issues {
+        // Filing is one more forward target: persisted, deduped and retried
+        // like the others, so a tracker that is down loses no feedback.
+        let issues = FeedbackIssues::connect(t, &a.feedback_labels, inv)?;
+        config.targets.push(Target::Sink(NamedSink {
+            key: format!("issues:{}", issues.target),
+            sink: std::sync::Arc::new(issues),
+        }));
     }
-    let _ = server.await;
-    Ok(())
+    let targets = config.targets.len();
+    let store = match &config.store {
+        StoreConfig::Spool(d) => format!("spool {}", d.display()),
+        StoreConfig::Redis(_) => "Redis".to_string(),
+    };
+    crate::relay::serve(config, cancel, |bound| {
+        reporter.line(&format!(
+            "relay listening on {bound} ({store}); forwarding to {targets} target(s)"
+        ))
+    })
+    .await
+    .map_err(|e| match e {
+        RelayError::Bind(addr, cause) => Error::bind("listen on", &addr, &cause),
+        RelayError::Store(_) | RelayError::Http(_) => Error::transient(e.to_string()),
+    })
 }
 
-/// Send one verified delivery (body and Apple's signature) on to `url`; a
-/// failure is a warning, the listener keeps going.
-async fn forward_one(http: &reqwest::Client, url: &str, d: &Delivery, reporter: &Reporter) {
-    let sent = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header(SIGNATURE_HEADER, &d.signature)
-        .body(d.body.clone())
-        .send()
-        .await;
-    let kind = &d.event.kind;
-    match sent {
-        Ok(r) if r.status().is_success() => tracing::info!("forwarded {kind} to {url}"),
-        Ok(r) => reporter.warning(format!(
-            "forwarding {kind} to {url}: answered {}",
-            r.status()
-        )),
-        Err(e) => reporter.warning(format!(
-            "forwarding {kind} to {url}: {}",
-            crate::api::error::describe_transport(&e)
-        )),
+/// `--feedback-to-issues`: file each feedback event's submission as an issue.
+struct FeedbackIssues {
+    api: std::sync::Arc<crate::api::Client>,
+    tracker: Tracker,
+    target: issues::Target,
+    labels: Vec<String>,
+}
+
+impl FeedbackIssues {
+    /// Check the target and its token before listening.
+    fn connect(target: &str, labels: &[String], inv: &Invocation<'_>) -> Result<Self, Error> {
+        let target =
+            issues::Target::parse(target).map_err(|e| e.context("--feedback-to-issues"))?;
+        let tracker = Tracker::connect(&target, &inv.settings.issues)?;
+        Ok(FeedbackIssues {
+            api: inv.ctx()?.api.clone(),
+            tracker,
+            target,
+            labels: labels.to_vec(),
+        })
     }
+
+    /// File one event's submission; anything but a feedback event is taken as is.
+    async fn handle(&self, body: &[u8]) -> Result<(), String> {
+        let event = Event::parse(body).map_err(|e| e.to_string())?;
+        let which = format!(
+            "{} {} in {}",
+            event.kind,
+            event.instance_id.as_deref().unwrap_or_default(),
+            self.target
+        );
+        match issues::file_event(&self.api, &self.tracker, &self.labels, &event).await {
+            Ok(Some(f)) => {
+                tracing::info!(
+                    "filed {which}: {} issue(s) opened, {} occurrence(s) added, {} already filed",
+                    f.opened.len(),
+                    f.commented,
+                    f.already
+                );
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(format!("filing {which}: {}", e.message)),
+        }
+    }
+}
+
+impl Sink for FeedbackIssues {
+    fn send<'a>(
+        &'a self,
+        body: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.handle(body))
+    }
+}
+
+fn relay_config(a: &ListenArgs, env: &Env, reporter: &Reporter) -> Result<RelayConfig, Error> {
+    let secret = secret_from(env, &a.secret_env)?;
+    reporter.mask(&secret);
+    let lookup = |k: &str| env.get(k).map(str::to_string);
+    let targets = a
+        .forward
+        .iter()
+        .map(|f| Target::parse(f, &lookup).map_err(Error::input))
+        .collect::<Result<Vec<_>, _>>()?;
+    for t in &targets {
+        if let Target::GitHub { token, .. } | Target::GitLab { token, .. } = t {
+            reporter.mask(token.expose());
+        }
+    }
+    let subscriber_token = match &a.subscriber_token_env {
+        Some(var) => {
+            let t = env.get(var).filter(|t| !t.is_empty()).ok_or_else(|| {
+                Error::unset(
+                    var,
+                    "--subscriber-token-env names the variable holding the subscribers' token",
+                )
+            })?;
+            reporter.mask(t);
+            Some(Secret::new(t))
+        }
+        None => None,
+    };
+    let redis = a
+        .redis
+        .clone()
+        .or_else(|| env.get("FLIGHTDECK_REDIS_URL").map(str::to_string))
+        .filter(|u| !u.is_empty());
+    let d =
+        |v: &str, flag: &str| crate::config::duration::parse(v).map_err(|e| Error::flag(flag, e));
+    Ok(RelayConfig {
+        listen: a.listen.clone(),
+        secret: Secret::new(secret),
+        targets,
+        store: match redis {
+            Some(u) => StoreConfig::Redis(u),
+            None => StoreConfig::Spool(a.spool.clone()),
+        },
+        subscriber_token,
+        tuning: Tuning {
+            max_age: d(&a.max_age, "--max-age")?,
+            retry_max_delay: d(&a.retry_max_delay, "--retry-max-delay")?,
+            claim_idle: d(&a.claim_idle, "--claim-idle")?,
+            replay_window: d(&a.replay_window, "--replay-window")?,
+            request_timeout: d(&a.request_timeout, "--request-timeout")?,
+            ..Tuning::default()
+        },
+        node: env.get("HOSTNAME").unwrap_or("relay").to_string(),
+    })
 }

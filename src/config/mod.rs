@@ -1,10 +1,13 @@
 //! Turning the environment and global flags into one validated `Settings`.
 //! This is the only code that reads environment variables.
 
+pub mod credentials;
 pub mod duration;
 pub mod env;
+mod fastlane;
+pub mod tuning;
 
-use crate::auth::{Issuer, PrivateKey, key};
+use crate::auth::{Issuer, PrivateKey};
 use crate::ci::{self, Platform};
 use crate::error::Error;
 use crate::secret::Secret;
@@ -25,6 +28,7 @@ pub const ISSUER_ID: &[&str] = &[
     "APP_STORE_CONNECT_API_KEY_ISSUER_ID",
     "APP_STORE_CONNECT_ISSUER_ID",
     "INPUT_API-ISSUER-ID",
+    "INPUT_ISSUER-ID",
 ];
 pub const PRIVATE_KEY: &[&str] = &[
     "ASC_PRIVATE_KEY",
@@ -42,6 +46,34 @@ pub const BUNDLE_ID: &[&str] = &["ASC_BUNDLE_ID", "INPUT_BUNDLE-ID"];
 pub const API_BASE: &[&str] = &["ASC_API_BASE_URL"];
 pub const PIPELINE: &[&str] = &["FLIGHTDECK_PIPELINE", "INPUT_PIPELINE"];
 pub const WEBHOOK_SECRET: &[&str] = &["ASC_WEBHOOK_SECRET"];
+/// Tokens for filing feedback as issues (masked like every secret).
+pub const ISSUE_TOKENS: &[&str] = &["GITHUB_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN"];
+
+/// Where and as whom feedback is filed as issues (`--to-issues`).
+#[derive(Debug, Clone, Default)]
+pub struct IssueEnv {
+    pub github_token: Option<Secret>,
+    /// `GITHUB_API_URL` (default https://api.github.com).
+    pub github_api: Option<String>,
+    pub gitlab_token: Option<Secret>,
+    pub ci_job_token: Option<Secret>,
+    /// `CI_API_V4_URL`, e.g. https://gitlab.com/api/v4.
+    pub gitlab_api: Option<String>,
+}
+
+impl IssueEnv {
+    pub fn load(env: &Env) -> Self {
+        let secret = |n: &str| env.get(n).filter(|v| !v.is_empty()).map(Secret::new);
+        let text = |n: &str| env.get(n).filter(|v| !v.is_empty()).map(str::to_string);
+        Self {
+            github_token: secret("GITHUB_TOKEN"),
+            github_api: text("GITHUB_API_URL"),
+            gitlab_token: secret("GITLAB_TOKEN"),
+            ci_job_token: secret("CI_JOB_TOKEN"),
+            gitlab_api: text("CI_API_V4_URL"),
+        }
+    }
+}
 
 /// Everything needed to call App Store Connect.
 #[derive(Debug, Clone)]
@@ -64,7 +96,12 @@ pub struct Settings {
     pub workspace: Option<PathBuf>,
     /// Network tuning (`FLIGHTDECK_HTTP_TIMEOUT`, `FLIGHTDECK_RETRY_DELAY`).
     pub net: Net,
+    /// `FLIGHTDECK_UPLOAD_TUNING`: the part scheduler's techniques.
+    pub upload_tuning: tuning::UploadTuning,
+    pub issues: IssueEnv,
     credentials: Option<Result<Credentials, Error>>,
+    /// What was fixed up while reading the credentials (a trimmed newline...).
+    pub credential_warnings: Vec<String>,
 }
 
 /// Per-request timeout and the first retry delay; None: the defaults
@@ -100,6 +137,15 @@ impl Net {
 
 impl Settings {
     pub fn load(env: &Env, ci_flag: Option<ci::Platform>) -> Result<Self, Error> {
+        Self::load_with(env, ci_flag, None)
+    }
+
+    /// `load`, with fastlane's API key JSON given by `--api-key-json`.
+    pub fn load_with(
+        env: &Env,
+        ci_flag: Option<ci::Platform>,
+        api_key_json: Option<&Path>,
+    ) -> Result<Self, Error> {
         let api_base = env
             .lookup(API_BASE)?
             .map(|f| f.value)
@@ -110,6 +156,11 @@ impl Settings {
             )));
         }
         let platform = detect_platform(ci_flag, env);
+        let loaded = credentials::load(env, api_key_json);
+        let credential_warnings = loaded
+            .as_ref()
+            .map(|l| l.warnings.clone())
+            .unwrap_or_default();
         Ok(Self {
             api_base,
             app_id: env.lookup(APP_ID)?.map(|f| f.value),
@@ -124,7 +175,10 @@ impl Settings {
                 .or(env.get("BITRISE_SOURCE_DIR"))
                 .map(PathBuf::from),
             net: Net::load(env)?,
-            credentials: Some(load_credentials(env)),
+            upload_tuning: tuning::UploadTuning::from_env(env),
+            credentials: Some(loaded.map(|l| l.credentials)),
+            issues: IssueEnv::load(env),
+            credential_warnings,
         })
     }
 
@@ -140,7 +194,10 @@ impl Settings {
             ci_paths: ci::Paths::default(),
             workspace: None,
             net: Net::default(),
+            upload_tuning: tuning::UploadTuning::default(),
+            issues: IssueEnv::default(),
             credentials: Some(Ok(creds)),
+            credential_warnings: Vec::new(),
         }
     }
 
@@ -187,47 +244,10 @@ fn find_on_path(path: &str, name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Read the key id, issuer and private key (text or path) from the environment.
+/// Read the key id, issuer and private key from the environment, under any
+/// peer's names (see `credentials`).
 pub fn load_credentials(env: &Env) -> Result<Credentials, Error> {
-    let key_id = env.lookup(KEY_ID)?.ok_or_else(|| {
-        Error::input("ASC_KEY_ID is not set: flightdeck needs an App Store Connect API key")
-            .with_hint("create a key in App Store Connect > Users and Access > Integrations and pass its id as ASC_KEY_ID, with ASC_ISSUER_ID and ASC_PRIVATE_KEY")
-    })?;
-    let issuer = match env.lookup(ISSUER_ID)? {
-        Some(f) => Issuer::Team(f.value.trim().to_string()),
-        None => Issuer::Individual,
-    };
-    let (name, text) = match env.lookup(PRIVATE_KEY)? {
-        Some(f) if Path::new(f.value.trim()).is_file() && !f.value.contains("-----") => {
-            let text = read_key_file(&f.name, Path::new(f.value.trim()))?;
-            (f.name, text)
-        }
-        Some(f) => (f.name, f.value),
-        None => match env.lookup(PRIVATE_KEY_PATH)? {
-            Some(f) => {
-                let text = read_key_file(&f.name, Path::new(f.value.trim()))?;
-                (f.name, text)
-            }
-            None => {
-                return Err(Error::input("no private key: set ASC_PRIVATE_KEY (the .p8 contents, or base64 of them) or ASC_PRIVATE_KEY_PATH")
-                    .with_hint("the key is the AuthKey_<KEY ID>.p8 file downloaded once from App Store Connect"));
-            }
-        },
-    };
-    let key = key::parse(&text).map_err(|e| Error::invalid(&name, &e).with_hint(e.hint()))?;
-    Ok(Credentials {
-        key_id: key_id.value.trim().to_string(),
-        issuer,
-        key,
-    })
-}
-
-fn read_key_file(var: &str, path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Error::read("the key file", path.display(), &e)
-            .context(var)
-            .with_hint("check the path; in CI, write the secret to a file first or pass the key text in ASC_PRIVATE_KEY")
-    })
+    credentials::load(env, None).map(|l| l.credentials)
 }
 
 /// Platform detection: flag, then GitHub, GitLab, Bitrise, else a terminal.
@@ -249,6 +269,7 @@ pub fn detect_platform(flag: Option<Platform>, env: &Env) -> Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::key;
 
     #[test]
     fn ci_detection_order() {

@@ -25,6 +25,109 @@ pub struct Pipeline {
     pub app: Option<AppSpec>,
     /// The steps, run in order.
     pub steps: Vec<Step>,
+    /// The TestFlight audience: groups, testers and public links, reconciled before the testflight step.
+    #[serde(default)]
+    pub audience: Option<AudienceSpec>,
+}
+
+/// TestFlight audience as code.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AudienceSpec {
+    /// Remove testers the group's list no longer names (from the listed groups only).
+    #[serde(default)]
+    pub prune: Option<Text>,
+    /// The beta groups to keep as written.
+    pub groups: Vec<AudienceGroupSpec>,
+}
+
+/// One beta group: created when missing, its public link and testers kept as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AudienceGroupSpec {
+    /// The group's name (matched case-insensitively).
+    pub name: Text,
+    /// true: an external group (the default when it is created); false: internal.
+    #[serde(default)]
+    pub external: Option<Text>,
+    /// The group's public TestFlight link (external groups only).
+    #[serde(default)]
+    pub public_link: Option<PublicLinkSpec>,
+    /// A fastlane tester CSV (`first name,last name,email[,groups]`) or a list of testers.
+    #[serde(default)]
+    pub testers: Option<TestersField>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PublicLinkSpec {
+    /// Whether the link is open (default true).
+    #[serde(default)]
+    pub enabled: Option<Text>,
+    /// Most testers who may join through the link (1 to 10000); absent: no cap.
+    #[serde(default)]
+    pub limit: Option<Text>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TesterSpec {
+    pub email: Text,
+    #[serde(default)]
+    pub first_name: Option<Text>,
+    #[serde(default)]
+    pub last_name: Option<Text>,
+}
+
+/// A group's testers: a CSV path, or a list.
+#[derive(Debug)]
+pub enum TestersList {
+    File(String),
+    Inline(Vec<TesterSpec>),
+}
+
+impl<'de> Deserialize<'de> for TestersList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TestersList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a CSV file path, or a list of { email, first-name, last-name }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TestersList, E> {
+                Ok(TestersList::File(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<TestersList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(t) = s.next_element::<TesterSpec>()? {
+                    out.push(t);
+                }
+                Ok(TestersList::Inline(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `testers` with its location.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct TestersField(pub serde_saphyr::Spanned<TestersList>);
+
+impl JsonSchema for TestersField {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Testers".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let item = g.subschema_for::<TesterSpec>();
+        schemars::json_schema!({
+            "description": "A fastlane tester CSV (`first name,last name,email[,groups]`, header optional) or a list of testers.",
+            "oneOf": [{"type": "string"}, {"type": "array", "items": item}]
+        })
+    }
 }
 
 /// Which app: its App Store Connect id or its bundle id.
@@ -100,8 +203,13 @@ pub struct PollSpec {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct WebhookSpec {
-    /// Address to listen on, e.g. 0.0.0.0:8787.
-    pub listen: Text,
+    /// Address to listen on, e.g. 0.0.0.0:8787 (or use `relay`).
+    #[serde(default)]
+    pub listen: Option<Text>,
+    /// URL of a webhook relay (`flightdeck webhooks listen`) to subscribe to over
+    /// outbound HTTP instead of listening; token from FLIGHTDECK_RELAY_TOKEN.
+    #[serde(default)]
+    pub relay: Option<Text>,
     /// Shared secret of the webhook (default: ASC_WEBHOOK_SECRET; random when `register` is used).
     #[serde(default)]
     pub secret: Option<Text>,
@@ -133,6 +241,10 @@ pub struct TestflightStep {
     /// Export compliance answer when the Info.plist does not give one.
     #[serde(default)]
     pub uses_non_exempt_encryption: Option<Text>,
+    /// Once distributed, expire the app's older builds of the same platform
+    /// (never one a pending beta review still needs).
+    #[serde(default)]
+    pub expire_previous: Option<Text>,
 }
 
 /// What to Test notes: one text, or a map of locale to text.
@@ -195,9 +307,30 @@ pub struct FeedbackStep {
     /// Only feedback newer than this: a duration (24h) or a timestamp.
     #[serde(default)]
     pub since: Option<Text>,
-    /// Directory to write to (default feedback/).
+    /// Directory to write to (default feedback/); it keeps an index, so a re-run fetches only what is new.
     #[serde(default)]
     pub out: Option<Text>,
+    /// `current`: only the build this pipeline uploaded; or a build id. Default: every build of the app.
+    #[serde(default)]
+    pub build: Option<Text>,
+    /// Only feedback from this app platform (IOS, MAC_OS, TV_OS, VISION_OS).
+    #[serde(default)]
+    pub platform: Option<Text>,
+    /// Only feedback from this device model, e.g. iPhone16,1.
+    #[serde(default)]
+    pub device_model: Option<Text>,
+    /// Only feedback from this OS version, e.g. 18.1.
+    #[serde(default)]
+    pub os_version: Option<Text>,
+    /// Fail (exit 1) when crash submissions not yet in the directory's index exist.
+    #[serde(default)]
+    pub fail_on_crash: Option<Text>,
+    /// File crashes and screenshot feedback as issues: github:OWNER/REPO or gitlab:PROJECT_ID.
+    #[serde(default)]
+    pub to_issues: Option<Text>,
+    /// Labels for those issues (default [testflight]); the first finds existing ones.
+    #[serde(default)]
+    pub labels: Option<Vec<Text>>,
 }
 
 /// Parse a pipeline file's text. `file` names it in errors.

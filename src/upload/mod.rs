@@ -13,6 +13,8 @@
 pub mod guard;
 pub mod parts;
 pub mod progress;
+pub mod schedule;
+mod source;
 
 use crate::api::models::{AssetDeliveryState, BuildUpload, BuildUploadFile, Platform};
 use crate::api::{ApiError, ApiErrorKind, resources as r};
@@ -356,7 +358,8 @@ async fn send_and_commit(
         progress: progress.clone(),
         cancel: ctx.cancel.clone(),
     };
-    let digests = sender.run(parts, a.size).await;
+    let tuning = schedule::Tuning::with_cap(plan.concurrency).switched(plan.tuning);
+    let digests = sender.run_with(parts, tuning).await;
     ticker.abort();
     let digests = digests?;
     let checksum = match plan.checksum {

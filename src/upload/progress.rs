@@ -44,8 +44,10 @@ pub fn spawn(progress: Arc<Progress>, interactive: bool) -> tokio::task::JoinHan
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             loop {
-                bar.set_length(progress.total.load(Ordering::SeqCst));
-                bar.set_position(progress.sent.load(Ordering::SeqCst));
+                let total = progress.total.load(Ordering::SeqCst);
+                bar.set_length(total);
+                // A part's second copy (the end game) counts while it runs.
+                bar.set_position(progress.sent.load(Ordering::SeqCst).min(total));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         } else {
@@ -54,7 +56,10 @@ pub fn spawn(progress: Arc<Progress>, interactive: bool) -> tokio::task::JoinHan
                 tracing::info!(
                     "{}",
                     line(
-                        progress.sent.load(Ordering::SeqCst),
+                        progress
+                            .sent
+                            .load(Ordering::SeqCst)
+                            .min(progress.total.load(Ordering::SeqCst)),
                         progress.total.load(Ordering::SeqCst),
                         start.elapsed()
                     )

@@ -8,6 +8,7 @@
 //! deleted on every way out, including failure and cancellation.
 
 pub mod poll;
+pub mod relay;
 
 use crate::api::models::{Build, BuildUploadState, ProcessingState};
 use crate::api::resources as r;
@@ -266,6 +267,21 @@ async fn start_listener(
 }
 
 impl Listener {
+    /// Events from a webhook relay instead of a local listener.
+    fn relay(ctx: &Ctx, r: &crate::plan::RelayWait, target: &Target) -> Self {
+        let interest = match target {
+            Target::BuildUpload(id) => relay::Interest::BuildUpload(id.clone()),
+            // An unresolved target is refused by the wait loop before any event matters.
+            Target::Build(_) | Target::PreviousUpload => relay::Interest::Everything,
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        Self {
+            rx: relay::subscribe(r, interest, ctx.ci.clone(), stop.clone()),
+            stop,
+            registered: None,
+        }
+    }
+
     async fn close(self, ctx: &Ctx) {
         self.stop.cancel();
         if let Some(id) = self.registered {
@@ -288,9 +304,10 @@ pub async fn run(
     app_id: Option<&str>,
     default_secret: Option<&Secret>,
 ) -> Result<Waited, Error> {
-    let mut listener = match &plan.webhook {
-        Some(h) => Some(start_listener(ctx, h, app_id, default_secret).await?),
-        None => None,
+    let mut listener = match (&plan.webhook, &plan.relay) {
+        (Some(h), _) => Some(start_listener(ctx, h, app_id, default_secret).await?),
+        (None, Some(r)) => Some(Listener::relay(ctx, r, &target)),
+        (None, None) => None,
     };
     let result = ctx
         .or_cancel(wait_loop(ctx, plan, &target, app_id, listener.as_mut()))

@@ -162,7 +162,10 @@ pub async fn command_in_process(
     let env = flightdeck::config::env::Env::from_pairs(vars);
     let err = Buf::default();
     let err2 = err.clone();
-    let task = tokio::spawn(async move {
+    // Run on this task (the command's future is not `Send` for every
+    // lifetime, so it cannot be spawned); a panic is caught, not propagated.
+    use futures_util::FutureExt;
+    let run = async move {
         let mut out = Vec::new();
         flightdeck::commands::main(
             cli,
@@ -172,11 +175,10 @@ pub async fn command_in_process(
             tokio_util::sync::CancellationToken::new(),
         )
         .await
-    });
-    match task.await {
+    };
+    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
         Ok(code) => Some((code, err.text())),
-        Err(e) if e.is_panic() => None,
-        Err(e) => panic!("{e}"),
+        Err(_) => None,
     }
 }
 
@@ -345,19 +347,14 @@ async fn every_phase_survives_every_fault() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(width));
-    let mut tasks = Vec::new();
-    for (n, (p, k)) in cells.into_iter().enumerate() {
-        let sem = sem.clone();
-        tasks.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await.unwrap();
-            cell(p, k, n).await
-        }));
-    }
-    let mut rows = Vec::new();
-    for t in tasks {
-        rows.push(t.await.unwrap());
-    }
+    // The cells run concurrently on this task (a command's future is not
+    // `Send` for every lifetime, so it cannot be spawned), `width` at a time.
+    use futures_util::StreamExt;
+    let rows: Vec<_> = futures_util::stream::iter(cells.into_iter().enumerate())
+        .map(|(n, (p, k))| cell(p, k, n))
+        .buffered(width)
+        .collect()
+        .await;
     print_table(&rows);
     let bad: Vec<String> = rows
         .iter()

@@ -129,6 +129,24 @@ async fn the_github_action_runs_as_a_runner_runs_it() {
     let mut all_output = String::new();
     for step in action["runs"]["steps"].as_array().unwrap() {
         let id = step["id"].as_str().unwrap().to_string();
+        if step.get("uses").is_some() {
+            // A `uses:` step is the runner's; only its condition is ours to evaluate.
+            assert_eq!(id, "feedback-artifact");
+            let cond = step["if"].as_str().unwrap();
+            assert!(
+                cond.contains("inputs.feedback-artifact == 'true'"),
+                "{cond}"
+            );
+            assert!(
+                cond.contains("steps.fd.outputs.feedback-dir != ''"),
+                "only when a feedback step ran: {cond}"
+            );
+            assert!(
+                !steps["fd"].contains_key("feedback-dir"),
+                "this run has no feedback step, so no artifact"
+            );
+            continue;
+        }
         let out_file = dir.join(format!("output-{id}"));
         std::fs::write(&out_file, "").unwrap();
         let mut cmd = tokio::process::Command::new("bash");
@@ -500,5 +518,103 @@ async fn a_failed_install_fails_the_action_step_itself() {
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("download of flightdeck-x86_64-unknown-linux-musl.tar.gz failed")
+    );
+}
+
+#[tokio::test]
+async fn the_action_uploads_feedback_when_the_pipeline_has_a_feedback_step() {
+    let env = start().await;
+    let now = env.sim().now();
+    asc_simulator::feedback_seed::catalogue(&mut env.sim().lock(), APP_ID, now, 2, 1);
+    let action = yaml(&repo().join("action.yml"));
+    let steps_def = action["runs"]["steps"].as_array().unwrap();
+    let fd_step = steps_def.iter().find(|s| s["id"] == "fd").unwrap();
+    let artifact = steps_def
+        .iter()
+        .find(|s| s["id"] == "feedback-artifact")
+        .unwrap();
+    assert!(
+        artifact["uses"]
+            .as_str()
+            .unwrap()
+            .starts_with("actions/upload-artifact@")
+    );
+    let dir = env.dir.path();
+    std::fs::write(
+        dir.join("flightdeck.yml"),
+        format!("version: 1\napp: {{ id: \"{APP_ID}\" }}\nsteps:\n  - feedback: {{ out: fb }}\n"),
+    )
+    .unwrap();
+    let mut inputs: BTreeMap<String, String> = action["inputs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v["default"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(inputs["feedback-artifact"], "true", "on by default");
+    inputs.insert("pipeline".into(), "flightdeck.yml".into());
+    inputs.insert("api-key-id".into(), KEY_ID.into());
+    inputs.insert("api-issuer-id".into(), ISSUER.into());
+    inputs.insert("api-private-key".into(), env.private_pem.clone());
+    let mut steps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    steps.insert(
+        "install".into(),
+        [(
+            "bin".to_string(),
+            env!("CARGO_BIN_EXE_flightdeck").to_string(),
+        )]
+        .into(),
+    );
+    let out_file = dir.join("output-fd");
+    std::fs::write(&out_file, "").unwrap();
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", dir)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_ACTION_PATH", repo())
+        .env("GITHUB_WORKSPACE", dir)
+        .env("GITHUB_OUTPUT", &out_file)
+        .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
+        .env("ASC_API_BASE_URL", &env.sim.base_url)
+        .current_dir(dir);
+    for (k, v) in fd_step["env"].as_object().into_iter().flatten() {
+        cmd.env(k, expr(v.as_str().unwrap(), &inputs, &steps));
+    }
+    cmd.args(["--noprofile", "--norc", "-eo", "pipefail", "-c"])
+        .arg(fd_step["run"].as_str().unwrap());
+    let out = cmd.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fd_out = parse_github_output(&std::fs::read_to_string(&out_file).unwrap());
+    assert_eq!(fd_out["feedback-dir"], "fb");
+    assert_eq!(
+        (
+            fd_out["crash-count"].as_str(),
+            fd_out["screenshot-count"].as_str()
+        ),
+        ("2", "1")
+    );
+    steps.insert("fd".into(), fd_out);
+    // The step's condition holds, and its path is the directory the step filled.
+    assert!(
+        artifact["if"]
+            .as_str()
+            .unwrap()
+            .contains("steps.fd.outputs.feedback-dir != ''")
+    );
+    let path = expr(artifact["with"]["path"].as_str().unwrap(), &inputs, &steps);
+    assert!(dir.join(&path).join("feedback.md").exists(), "{path}");
+    assert_eq!(
+        expr(artifact["with"]["name"].as_str().unwrap(), &inputs, &steps),
+        "testflight-feedback"
     );
 }

@@ -136,3 +136,69 @@ fn the_example_pipeline_is_valid() {
     assert_eq!(t.whats_new["en-US"], "Fixes from a local build");
     assert_eq!(t.whats_new.len(), 2);
 }
+
+#[test]
+fn a_wait_through_a_relay_plans_with_the_relay_token() {
+    let yaml = GOOD.replace(
+        r#"webhook: { listen: "0.0.0.0:8787", secret: "${ASC_WEBHOOK_SECRET}" }"#,
+        r#"webhook: { relay: "https://relay.example.com" }"#,
+    );
+    let p = parse(&yaml, "flightdeck.yml").unwrap();
+    let env = Env::from_pairs([("GITHUB_SHA", "abc"), ("FLIGHTDECK_RELAY_TOKEN", "tok")]);
+    let plan = plan::from_pipeline(&p, &env, "flightdeck.yml", None).unwrap();
+    let Step::Wait(w) = &plan.steps[1] else {
+        panic!()
+    };
+    let relay = w.relay.as_ref().unwrap();
+    assert_eq!(relay.url, "https://relay.example.com");
+    assert_eq!(relay.token.as_ref().map(|t| t.expose()), Some("tok"));
+    assert!(w.webhook.is_none());
+    assert!(plan::render(&plan).contains("webhook relay https://relay.example.com"));
+    let both = GOOD.replace(
+        r#"secret: "${ASC_WEBHOOK_SECRET}" }"#,
+        r#"relay: "ftp://relay" }"#,
+    );
+    let e = problems(&both);
+    assert!(
+        e.contains("not an http(s) URL") && e.contains("not both"),
+        "{e}"
+    );
+    let neither = GOOD.replace(
+        r#"webhook: { listen: "0.0.0.0:8787", secret: "${ASC_WEBHOOK_SECRET}" }"#,
+        r#"webhook: { secret: "x" }"#,
+    );
+    assert!(problems(&neither).contains("needs `listen:` or `relay:`"));
+}
+
+#[test]
+fn feedback_keys_plan_and_bad_ones_are_located() {
+    let yaml = "version: 1\napp: { id: \"1\" }\nsteps:\n  - feedback:\n      build: current\n      platform: amiga\n      fail-on-crash: perhaps\n      to-issues: jira:ABC\n";
+    let text = problems(yaml);
+    assert!(
+        text.contains("flightdeck.yml:5:14: build: current needs an earlier upload step"),
+        "{text}"
+    );
+    assert!(
+        text.contains("flightdeck.yml:6:17: platform: unknown platform"),
+        "{text}"
+    );
+    assert!(
+        text.contains("flightdeck.yml:7:22: fail-on-crash: expected true or false"),
+        "{text}"
+    );
+    assert!(
+        text.contains("flightdeck.yml:8:18: to-issues: unknown issue target \"jira:ABC\""),
+        "{text}"
+    );
+    let ok = "version: 1\napp: { id: \"1\" }\nsteps:\n  - feedback: { device-model: \"iPhone16,1\", os-version: \"18.1\", platform: ios, fail-on-crash: true, to-issues: \"github:acme/app\", labels: [beta] }\n";
+    let p = parse(ok, "flightdeck.yml").unwrap();
+    let plan = plan::from_pipeline(&p, &env(), "flightdeck.yml", None).unwrap();
+    let Step::Feedback(f) = &plan.steps[0] else {
+        panic!()
+    };
+    assert!(f.build.is_none(), "the whole app by default");
+    assert_eq!(f.device_model.as_deref(), Some("iPhone16,1"));
+    assert!(f.fail_on_crash);
+    assert_eq!(f.labels, vec!["beta"]);
+    assert_eq!(f.to_issues.as_ref().unwrap().to_string(), "github:acme/app");
+}

@@ -244,6 +244,58 @@ async fn every_route_answers_per_the_spec() {
     let img = http.get(&url).send().await.unwrap();
     assert_eq!(img.headers()["content-type"], "image/png");
 
+    // The TestFlight audience: groups, public links, testers, invitations, review listing.
+    {
+        use flightdeck::api::beta;
+        let link = beta::LinkChange {
+            enabled: Some(true),
+            limit_enabled: Some(true),
+            limit: Some(100),
+        };
+        let g = beta::create_group(api, APP_ID, "Route Group", false, &link)
+            .await
+            .unwrap();
+        assert!(g.attrs().public_link.unwrap().starts_with("https://"));
+        let wider = beta::LinkChange {
+            limit: Some(500),
+            ..Default::default()
+        };
+        let g2 = beta::update_group_link(api, &g.id, &wider).await.unwrap();
+        assert_eq!(g2.attrs().public_link_limit, Some(500));
+        let _: serde_json::Value = api.get(&format!("/v1/betaGroups/{}", g.id)).await.unwrap();
+        let t = beta::create_tester(api, "route@example.com", Some("R"), None, &g.id)
+            .await
+            .unwrap();
+        let dup = beta::create_tester(api, "route@example.com", None, None, &g.id)
+            .await
+            .unwrap_err();
+        assert_eq!(dup.kind, ApiErrorKind::Conflict);
+        let ids = vec![t.id.clone()];
+        beta::remove_testers_from_group(api, &g.id, &ids)
+            .await
+            .unwrap();
+        assert!(beta::group_testers(api, &g.id).await.unwrap().is_empty());
+        beta::add_testers_to_group(api, &g.id, &ids).await.unwrap();
+        assert_eq!(beta::group_testers(api, &g.id).await.unwrap().len(), 1);
+        let found = beta::find_testers_by_email(api, &["ROUTE@example.com".into()])
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        beta::invite(api, APP_ID, &t.id).await.unwrap();
+        assert!(
+            beta::pending_reviews(api, std::slice::from_ref(&build.id))
+                .await
+                .is_ok()
+        );
+        beta::remove_testers_from_app(api, APP_ID, &ids)
+            .await
+            .unwrap();
+        assert!(beta::app_testers(api, APP_ID).await.unwrap().is_empty());
+        api.delete(&format!("/v1/betaTesters/{}", t.id))
+            .await
+            .unwrap();
+    }
+
     // Deleting an upload.
     let other = r::create_build_upload(api, APP_ID, "2.0", "8", &Platform::Ios)
         .await

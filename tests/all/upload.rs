@@ -388,3 +388,83 @@ async fn bad_artifacts_exit_2_with_nothing_created() {
     assert!(uploads(&env).is_empty());
     env.assert_conformant();
 }
+
+#[tokio::test]
+async fn a_straggler_is_sent_again_and_the_first_success_wins() {
+    let env = start().await;
+    let ctx = env.ctx();
+    let ipa = env.ipa("S.ipa", "1.0", "21", 1_000_000);
+    // The first part request to arrive is held unread for an hour: only a
+    // second copy on another connection can finish the upload.
+    env.sim().faults.script(Scope::Part, Fault::Stall, 1);
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        upload::run(&ctx, &plan(&ipa)),
+    )
+    .await
+    .expect("the stalled part was not sent again")
+    .unwrap();
+    assert_eq!(env.sim().faults.pending(), 0, "the stall was used");
+    let parts = env.sim().lock().files.values().next().unwrap().parts.len();
+    assert_eq!(
+        env.count("PUT", "/_upload/"),
+        parts,
+        "every part landed once; the stalled copy never answered"
+    );
+    assert_eq!(uploads(&env).len(), 1, "exactly one build upload");
+    assert_eq!(uploads(&env)[0].id, done.build_upload_id);
+    assert_eq!(received(&env), std::fs::read(&ipa).unwrap());
+    let file = env.sim().lock().files.values().next().unwrap().clone();
+    assert_eq!(file.checksum, Some(("SHA_256".into(), sha256_file(&ipa))));
+    assert_eq!(done.bytes_uploaded, std::fs::metadata(&ipa).unwrap().len());
+    env.assert_conformant();
+}
+
+#[tokio::test]
+async fn without_the_end_game_a_straggler_holds_the_upload() {
+    // The same stall with the end game switched off: the upload still waits
+    // on that part after every other part has landed (what the end game is
+    // for; it also shows the test above can fail).
+    let env = start().await;
+    let ctx = env.ctx();
+    let ipa = env.ipa("T.ipa", "1.0", "22", 300_000);
+    let size = std::fs::metadata(&ipa).unwrap().len();
+    let up = r::create_build_upload(&ctx.api, APP_ID, "1.0", "22", &Platform::Ios)
+        .await
+        .unwrap();
+    let reserved = r::reserve_file(&ctx.api, &up.id, "T.ipa", size, "com.apple.ipa")
+        .await
+        .unwrap();
+    let parts: Vec<_> = reserved
+        .attrs()
+        .upload_operations
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, op)| upload::parts::Part::from_operation(op, i).unwrap())
+        .collect();
+    let n = parts.len();
+    env.sim().faults.script(Scope::Part, Fault::Stall, 1);
+    let sender = upload::parts::Sender {
+        http: ctx.api.transfer().clone(),
+        file: ipa.clone(),
+        concurrency: 4,
+        hashing: upload::parts::Hashing::default(),
+        renew: std::sync::Arc::new(|| Box::pin(async { Ok(Default::default()) })),
+        progress: Default::default(),
+        cancel: Default::default(),
+    };
+    let tuning = upload::schedule::Tuning::with_cap(4).adjusted(Some("no-endgame"));
+    let run = tokio::spawn(async move { sender.run_with(parts, tuning).await });
+    eventually("every other part landed", || {
+        env.count("PUT", "/_upload/") == n - 1
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !run.is_finished(),
+        "the upload finished without the stalled part"
+    );
+    assert_eq!(env.count("PUT", "/_upload/"), n - 1);
+    run.abort();
+}

@@ -17,6 +17,7 @@ fn wait_plan(timeout_ms: u64, poll_ms: u64) -> WaitPlan {
         timeout: Duration::from_millis(timeout_ms),
         poll_interval: Duration::from_millis(poll_ms),
         webhook: None,
+        relay: None,
     }
 }
 

@@ -50,6 +50,9 @@ pub enum Fault {
     Drop,
     /// Answer normally: lets a script place a fault on exactly the Nth request.
     Pass,
+    /// Hold a part upload unread until the client gives up on it: a straggler
+    /// (scripted only; `part_slow_ms` slows every part alike).
+    Stall,
 }
 
 /// One kind of failure aimed at one phase (see [`Target`]).

@@ -16,6 +16,7 @@
 
 mod archive;
 pub mod faults;
+pub mod feedback_seed;
 pub mod fixture;
 mod ids;
 pub mod jsonapi;
@@ -74,6 +75,33 @@ pub struct SimConfig {
     /// second (None: as fast as loopback goes).
     #[serde(default)]
     pub link_bytes_per_sec: Option<u64>,
+    /// More API keys it accepts besides the main one (which has every role),
+    /// each with its own roles: a key without ADMIN or APP_MANAGER gets 403 on
+    /// TestFlight resources, as App Store Connect answers.
+    #[serde(default)]
+    pub keys: Vec<SimKey>,
+}
+
+/// An API key the simulator accepts, with the App Store Connect roles it holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimKey {
+    pub key_id: String,
+    /// None: an individual key (`sub: "user"`).
+    pub issuer_id: Option<String>,
+    pub public_key_pem: String,
+    /// ADMIN, APP_MANAGER, DEVELOPER, MARKETING, SALES, FINANCE, ...
+    pub roles: Vec<String>,
+}
+
+impl SimKey {
+    /// Roles that may read and manage TestFlight (beta groups, testers, review).
+    pub const TESTFLIGHT_ROLES: [&str; 2] = ["ADMIN", "APP_MANAGER"];
+
+    pub fn may_use_testflight(&self) -> bool {
+        self.roles
+            .iter()
+            .any(|r| Self::TESTFLIGHT_ROLES.contains(&r.as_str()))
+    }
 }
 
 mod millis {
@@ -118,7 +146,37 @@ impl SimConfig {
             spool_dir: None,
             omit_build_links: false,
             link_bytes_per_sec: None,
+            keys: Vec::new(),
         }
+    }
+
+    /// Accept one more API key, holding only `roles`.
+    pub fn add_key(
+        &mut self,
+        key_id: &str,
+        issuer_id: Option<&str>,
+        public_key_pem: &str,
+        roles: &[&str],
+    ) {
+        self.keys.push(SimKey {
+            key_id: key_id.into(),
+            issuer_id: issuer_id.map(str::to_string),
+            public_key_pem: public_key_pem.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        });
+    }
+
+    /// The key with this id: the main key (every role) or one of `keys`.
+    pub fn key(&self, key_id: &str) -> Option<SimKey> {
+        if key_id == self.key_id {
+            return Some(SimKey {
+                key_id: self.key_id.clone(),
+                issuer_id: self.issuer_id.clone(),
+                public_key_pem: self.public_key_pem.clone(),
+                roles: vec!["ADMIN".into()],
+            });
+        }
+        self.keys.iter().find(|k| k.key_id == key_id).cloned()
     }
 }
 

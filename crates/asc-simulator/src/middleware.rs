@@ -81,6 +81,16 @@ pub async fn api(
             return finish(&sim, &method, &path, r).await;
         }
     };
+    if template.contains("/beta") && !key.may_use_testflight() {
+        let r = error(
+            403,
+            "FORBIDDEN_ERROR",
+            "This request is forbidden for security reasons",
+            "The API key in use does not allow this request",
+        );
+        return finish(&sim, &method, &path, r).await;
+    }
+    let key = key.key_id;
     let (limit, remaining) = take_budget(&sim, &key);
     let rate_header = format!(
         "user-hour-lim:{limit};user-hour-rem:{};",
@@ -168,7 +178,16 @@ fn targeted_early(sim: &Sim, kind: Kind) -> Option<Response> {
     }
 }
 
-async fn finish(sim: &Sim, method: &str, path: &str, resp: Response) -> Response {
+async fn finish(sim: &Sim, method: &str, path: &str, mut resp: Response) -> Response {
+    // The server's clock as App Store Connect states it, so a moved simulator
+    // clock looks like a runner whose clock is off.
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&sim.now())
+        .ok()
+        .and_then(|d| HeaderValue::from_str(&d).ok());
+    if let Some(d) = date {
+        resp.headers_mut().insert("date", d);
+    }
     sim.lock().log.push(super::state::Logged {
         method: method.into(),
         path: path.into(),
@@ -190,8 +209,8 @@ pub(crate) fn drop_connection(resp: Response) -> Response {
     r
 }
 
-/// Verify the bearer token; the key id on success.
-fn verify(sim: &Sim, req: &Request) -> Result<String, String> {
+/// Verify the bearer token; the key it was signed with on success.
+fn verify(sim: &Sim, req: &Request) -> Result<super::SimKey, String> {
     let cfg = sim.cfg();
     let auth = req
         .headers()
@@ -205,13 +224,13 @@ fn verify(sim: &Sim, req: &Request) -> Result<String, String> {
     if header.alg != jsonwebtoken::Algorithm::ES256 {
         return Err(format!("alg must be ES256, got {:?}", header.alg));
     }
-    if header.kid.as_deref() != Some(cfg.key_id.as_str()) {
+    let Some(known) = cfg.key(header.kid.as_deref().unwrap_or_default()) else {
         return Err(format!(
             "unknown key id {:?}",
             header.kid.unwrap_or_default()
         ));
-    }
-    let key = jsonwebtoken::DecodingKey::from_ec_pem(cfg.public_key_pem.as_bytes())
+    };
+    let key = jsonwebtoken::DecodingKey::from_ec_pem(known.public_key_pem.as_bytes())
         .map_err(|e| format!("simulator key: {e}"))?;
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.set_audience(&[AUDIENCE]);
@@ -234,7 +253,7 @@ fn verify(sim: &Sim, req: &Request) -> Result<String, String> {
     if iat > now + 60 {
         return Err("token issued in the future".into());
     }
-    match &cfg.issuer_id {
+    match &known.issuer_id {
         Some(iss) if claims["iss"].as_str() != Some(iss) => {
             return Err("iss does not match the key's issuer".into());
         }
@@ -243,7 +262,7 @@ fn verify(sim: &Sim, req: &Request) -> Result<String, String> {
         }
         _ => {}
     }
-    Ok(cfg.key_id)
+    Ok(known)
 }
 
 /// Count a request against the key's rolling hour: (limit, remaining after

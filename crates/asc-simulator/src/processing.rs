@@ -281,6 +281,11 @@ pub fn add_feedback(
         created,
         crash_log: log,
         screenshots: if crash { 0 } else { 2 },
+        device_model: "iPhone16,1".into(),
+        os_version: "18.1".into(),
+        platform: "IOS".into(),
+        image: None,
+        stale_list_urls: false,
     });
     id
 }

@@ -87,13 +87,37 @@ pub struct BuildRec {
     pub auto_notify: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Group {
     pub id: String,
     pub app_id: String,
     pub name: String,
     pub internal: bool,
     pub all_builds: bool,
+    pub link: PublicLink,
+}
+
+/// A group's public TestFlight link settings.
+#[derive(Debug, Clone, Default)]
+pub struct PublicLink {
+    pub enabled: bool,
+    pub limit_enabled: bool,
+    pub limit: Option<i64>,
+    /// Made the first time the link is enabled, kept afterwards.
+    pub id: Option<String>,
+}
+
+/// A beta tester of the team, in some of its apps and groups.
+#[derive(Debug, Clone, Default)]
+pub struct Tester {
+    pub id: String,
+    pub seq: u64,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub state: String,
+    pub apps: BTreeSet<String>,
+    pub groups: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +182,14 @@ pub struct Feedback {
     pub created: jiff::Timestamp,
     pub crash_log: Option<String>,
     pub screenshots: usize,
+    pub device_model: String,
+    pub os_version: String,
+    /// appPlatform and devicePlatform (IOS, MAC_OS, ...).
+    pub platform: String,
+    /// The image bytes every screenshot of this submission serves (a 1x1 PNG when None).
+    pub image: Option<Vec<u8>>,
+    /// Fault: list responses carry already-expired screenshot URLs (a GET of the one submission does not).
+    pub stale_list_urls: bool,
 }
 
 /// A request the simulator answered, for tests to count.
@@ -182,6 +214,10 @@ pub struct State {
     pub deliveries: Vec<Delivery>,
     pub events: BTreeMap<String, EventRec>,
     pub feedback: Vec<Feedback>,
+    pub testers: BTreeMap<String, Tester>,
+    /// (tester id, app id) of every invitation sent.
+    pub invitations: Vec<(String, String)>,
+    pub expired_builds: BTreeSet<String>,
     pub violations: Vec<String>,
     pub log: Vec<Logged>,
     /// Build number -> forced processing result (INVALID, FAILED) for tests.
@@ -227,6 +263,7 @@ impl State {
                 name: name.into(),
                 internal,
                 all_builds: all,
+                ..Default::default()
             });
         }
     }
@@ -306,7 +343,7 @@ impl State {
         let mut attrs = json!({
             "version": b.version, "uploadedDate": ts(b.uploaded),
             "expirationDate": ts(b.uploaded + jiff::SignedDuration::from_hours(90 * 24)),
-            "expired": false, "minOsVersion": "17.0", "processingState": b.processing_state,
+            "expired": self.expired_builds.contains(&b.id), "minOsVersion": "17.0", "processingState": b.processing_state,
             "buildAudienceType": "APP_STORE_ELIGIBLE",
         });
         if let Some(v) = b.uses_non_exempt_encryption {
@@ -324,10 +361,31 @@ impl State {
     }
 
     pub fn render_group(&self, g: &Group, base: &str) -> Value {
-        json!({"type": "betaGroups", "id": g.id,
-               "attributes": {"name": g.name, "isInternalGroup": g.internal, "hasAccessToAllBuilds": g.all_builds,
-                              "publicLinkEnabled": false, "feedbackEnabled": true},
+        let mut attrs = json!({"name": g.name, "isInternalGroup": g.internal, "hasAccessToAllBuilds": g.all_builds,
+                               "publicLinkEnabled": g.link.enabled, "publicLinkLimitEnabled": g.link.limit_enabled,
+                               "feedbackEnabled": true});
+        if let Some(l) = g.link.limit {
+            attrs["publicLinkLimit"] = json!(l);
+        }
+        if let (true, Some(id)) = (g.link.enabled, &g.link.id) {
+            attrs["publicLinkId"] = json!(id);
+            attrs["publicLink"] = json!(format!("https://testflight.apple.com/join/{id}"));
+        }
+        json!({"type": "betaGroups", "id": g.id, "attributes": attrs,
+               "relationships": {"app": to_one("apps", Some(&g.app_id))},
                "links": {"self": format!("{base}/v1/betaGroups/{}", g.id)}})
+    }
+
+    pub fn render_tester(&self, t: &Tester, base: &str) -> Value {
+        let mut attrs = json!({"email": t.email, "inviteType": "EMAIL", "state": t.state});
+        if let Some(f) = &t.first_name {
+            attrs["firstName"] = json!(f);
+        }
+        if let Some(l) = &t.last_name {
+            attrs["lastName"] = json!(l);
+        }
+        json!({"type": "betaTesters", "id": t.id, "attributes": attrs,
+               "links": {"self": format!("{base}/v1/betaTesters/{}", t.id)}})
     }
 
     pub fn render_localization(&self, l: &Localization, base: &str) -> Value {
@@ -382,6 +440,17 @@ impl State {
     }
 
     pub fn render_feedback(&self, f: &Feedback, base: &str, now: jiff::Timestamp) -> Value {
+        self.render_feedback_with(f, base, now, false)
+    }
+
+    /// `listed`: rendered in a list response (where `stale_list_urls` applies).
+    pub fn render_feedback_with(
+        &self,
+        f: &Feedback,
+        base: &str,
+        now: jiff::Timestamp,
+        listed: bool,
+    ) -> Value {
         let kind = if f.crash {
             "betaFeedbackCrashSubmissions"
         } else {
@@ -389,16 +458,21 @@ impl State {
         };
         let mut attrs = json!({
             "createdDate": ts(f.created), "comment": f.comment, "email": "tester@example.com",
-            "deviceModel": "iPhone16,1", "osVersion": "18.1", "locale": "en-US", "timeZone": "Europe/Berlin",
+            "deviceModel": f.device_model, "osVersion": f.os_version, "locale": "en-US", "timeZone": "Europe/Berlin",
             "architecture": "arm64e", "connectionType": "WIFI", "batteryPercentage": 81,
-            "appPlatform": "IOS", "devicePlatform": "IOS", "deviceFamily": "IPHONE",
+            "appPlatform": f.platform, "devicePlatform": f.platform,
+            "deviceFamily": if f.platform == "MAC_OS" { "MAC" } else { "IPHONE" },
             "buildBundleId": self.app(&f.app_id).map(|a| a.bundle_id.clone()).unwrap_or_default(),
         });
         let mut rels = json!({"build": to_one("builds", Some(&f.build_id)), "tester": {}});
         if f.crash {
             rels["crashLog"] = json!({"links": {"related": format!("{base}/v1/betaFeedbackCrashSubmissions/{}/crashLog", f.id)}});
         } else {
-            let exp = now + jiff::SignedDuration::from_hours(1);
+            let exp = if listed && f.stale_list_urls {
+                now - jiff::SignedDuration::from_secs(1)
+            } else {
+                now + jiff::SignedDuration::from_hours(1)
+            };
             attrs["screenshots"] = (1..=f.screenshots)
                 .map(|n| json!({"url": format!("{base}/_sim/screenshots/{}/{n}.png?expires={}", f.id, exp.as_second()),
                                 "width": 1179, "height": 2556, "expirationDate": ts(exp)}))

@@ -115,6 +115,19 @@ pub async fn update(sim: S, id: Id, bytes: Bytes) -> Response {
         }
     }
     let b = b.clone();
+    if let Some(e) = doc["data"]["attributes"]["expired"].as_bool() {
+        let was = st.expired_builds.contains(&b.id);
+        if was && !e {
+            return conflict(
+                "ENTITY_ERROR.ATTRIBUTE.INVALID",
+                "An expired build cannot be made available again.",
+                Some("/data/attributes/expired"),
+            );
+        }
+        if e {
+            st.expired_builds.insert(b.id.clone());
+        }
+    }
     jsonapi::document(
         200,
         st.render_build(&b, &sim.base_url),

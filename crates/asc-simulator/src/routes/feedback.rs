@@ -12,11 +12,14 @@ fn list(sim: &S, app: &str, q: &jsonapi::Query, crash: bool, path: &str) -> Resp
         return not_found("apps", app);
     }
     let builds = filter(q, "build");
+    let matches = |name: &str, value: &String| filter(q, name).is_none_or(|v| v.contains(value));
     let mut items: Vec<_> = st
         .feedback
         .iter()
         .filter(|f| f.crash == crash && f.app_id == app)
         .filter(|f| builds.as_ref().is_none_or(|b| b.contains(&f.build_id)))
+        .filter(|f| matches("deviceModel", &f.device_model) && matches("osVersion", &f.os_version))
+        .filter(|f| matches("appPlatform", &f.platform) && matches("devicePlatform", &f.platform))
         .collect();
     if param(q, "sort") == Some("createdDate") {
         items.sort_by_key(|f| f.seq);
@@ -26,9 +29,29 @@ fn list(sim: &S, app: &str, q: &jsonapi::Query, crash: bool, path: &str) -> Resp
     let now = sim.now();
     let data = items
         .iter()
-        .map(|f| st.render_feedback(f, &sim.base_url, now))
+        .map(|f| st.render_feedback_with(f, &sim.base_url, now, true))
         .collect();
-    page(data, vec![], q, &sim.base_url, path)
+    let included = included_builds(&st, &items, q, &sim.base_url);
+    page(data, included, q, &sim.base_url, path)
+}
+
+/// `include=build`: the builds the listed submissions belong to, once each.
+fn included_builds(
+    st: &super::super::state::State,
+    items: &[&super::super::state::Feedback],
+    q: &jsonapi::Query,
+    base: &str,
+) -> Vec<serde_json::Value> {
+    if !param(q, "include").is_some_and(|i| i.split(',').any(|x| x == "build")) {
+        return Vec::new();
+    }
+    let mut ids: Vec<&String> = items.iter().map(|f| &f.build_id).collect();
+    ids.sort();
+    ids.dedup();
+    ids.iter()
+        .filter_map(|id| st.builds.get(*id))
+        .map(|b| st.render_build(b, base))
+        .collect()
 }
 
 pub async fn list_crashes(sim: S, id: Id, q: Q) -> Response {
@@ -41,7 +64,7 @@ pub async fn list_screenshots(sim: S, id: Id, q: Q) -> Response {
     list(&sim, &id, &q, false, &path)
 }
 
-fn get_one(sim: &S, id: &str, crash: bool) -> Response {
+fn get_one(sim: &S, id: &str, crash: bool, q: &jsonapi::Query) -> Response {
     let st = sim.lock();
     let kind = if crash {
         "betaFeedbackCrashSubmissions"
@@ -52,19 +75,19 @@ fn get_one(sim: &S, id: &str, crash: bool) -> Response {
         Some(f) => jsonapi::document(
             200,
             st.render_feedback(f, &sim.base_url, sim.now()),
-            vec![],
+            included_builds(&st, &[f], q, &sim.base_url),
             &format!("{}/v1/{kind}/{id}", sim.base_url),
         ),
         None => not_found(kind, id),
     }
 }
 
-pub async fn get_crash(sim: S, id: Id) -> Response {
-    get_one(&sim, &id, true)
+pub async fn get_crash(sim: S, id: Id, q: Q) -> Response {
+    get_one(&sim, &id, true, &q)
 }
 
-pub async fn get_screenshot(sim: S, id: Id) -> Response {
-    get_one(&sim, &id, false)
+pub async fn get_screenshot(sim: S, id: Id, q: Q) -> Response {
+    get_one(&sim, &id, false, &q)
 }
 
 pub async fn crash_log(sim: S, id: Id) -> Response {
@@ -112,11 +135,13 @@ pub async fn image(
     if expires <= sim.now().as_second() {
         return (axum::http::StatusCode::FORBIDDEN, "Request has expired").into_response();
     }
-    if !sim.lock().feedback.iter().any(|f| f.id == id) {
-        return (axum::http::StatusCode::NOT_FOUND, "no such screenshot").into_response();
-    }
+    let bytes = match sim.lock().feedback.iter().find(|f| f.id == id) {
+        Some(f) => f.image.clone().unwrap_or_else(|| PNG.to_vec()),
+        None => return (axum::http::StatusCode::NOT_FOUND, "no such screenshot").into_response(),
+    };
     use crate::faults::Kind;
     use axum::http::StatusCode;
+    let image = move || ([("content-type", "image/png")], bytes).into_response();
     match sim.faults.targeted("GET", "/_sim/screenshots/{id}/{n}") {
         Some(Kind::ServerError) => (StatusCode::SERVICE_UNAVAILABLE, "injected").into_response(),
         Some(Kind::RateLimited) => (
@@ -127,13 +152,11 @@ pub async fn image(
             .into_response(),
         Some(Kind::RateLimitedBare) => (StatusCode::TOO_MANY_REQUESTS, "injected").into_response(),
         Some(Kind::ExpiredToken) => (StatusCode::FORBIDDEN, "Request has expired").into_response(),
-        Some(Kind::DropBefore | Kind::DropAfter) => crate::middleware::drop_connection(
-            ([("content-type", "image/png")], PNG).into_response(),
-        ),
+        Some(Kind::DropBefore | Kind::DropAfter) => crate::middleware::drop_connection(image()),
         Some(Kind::Hang) => {
             tokio::time::sleep(sim.faults.hang()).await;
-            ([("content-type", "image/png")], PNG).into_response()
+            image()
         }
-        None => ([("content-type", "image/png")], PNG).into_response(),
+        None => image(),
     }
 }

@@ -7,6 +7,7 @@ mod builds;
 mod feedback;
 mod hooks;
 mod parts;
+mod testers;
 mod testflight;
 mod uploads;
 
@@ -15,7 +16,7 @@ use super::jsonapi;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::Response;
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use std::sync::Arc;
 
 pub type S = axum::extract::State<Arc<Sim>>;
@@ -60,7 +61,6 @@ pub fn router(sim: Arc<Sim>) -> Router {
             "/v1/builds/{id}/betaBuildLocalizations",
             get(testflight::list_localizations),
         )
-        .route("/v1/betaAppReviewSubmissions", post(testflight::submit))
         .route(
             "/v1/builds/{id}/buildBetaDetail",
             get(testflight::beta_detail),
@@ -99,6 +99,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
             "/v1/betaFeedbackCrashSubmissions/{id}/crashLog",
             get(feedback::crash_log),
         )
+        .merge(testers_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             sim.clone(),
             super::middleware::api,
@@ -115,6 +116,38 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/force", post(admin::force))
         .layer(DefaultBodyLimit::disable());
     api.merge(raw).fallback(not_found).with_state(sim)
+}
+
+/// Beta groups, testers, invitations and review submissions (`testers.rs`).
+fn testers_routes() -> Router<Arc<Sim>> {
+    Router::new()
+        .route("/v1/betaGroups", post(testers::create_group))
+        .route(
+            "/v1/betaGroups/{id}",
+            get(testers::get_group).patch(testers::update_group),
+        )
+        .route(
+            "/v1/betaGroups/{id}/betaTesters",
+            get(testers::group_testers),
+        )
+        .route(
+            "/v1/betaGroups/{id}/relationships/betaTesters",
+            post(testers::add_group_testers).delete(testers::remove_group_testers),
+        )
+        .route(
+            "/v1/betaTesters",
+            get(testers::list_testers).post(testers::create_tester),
+        )
+        .route("/v1/betaTesters/{id}", delete(testers::delete_tester))
+        .route(
+            "/v1/apps/{id}/relationships/betaTesters",
+            delete(testers::remove_app_testers),
+        )
+        .route("/v1/betaTesterInvitations", post(testers::invite))
+        .route(
+            "/v1/betaAppReviewSubmissions",
+            get(testers::list_submissions).post(testflight::submit),
+        )
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

@@ -152,6 +152,9 @@ async fn put_part(
     if slow > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
     }
+    if fault == Some(Fault::Stall) {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
     if fault == Some(Fault::ServerError) {
         return s3_error(
             StatusCode::INTERNAL_SERVER_ERROR,

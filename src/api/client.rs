@@ -93,6 +93,19 @@ impl Client {
         })
     }
 
+    /// The same client with another per-request timeout (API calls, and the
+    /// read timeout of transfers): a request that hangs past it is a
+    /// transient failure, retried like a dropped connection.
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, crate::error::Error> {
+        let setup = |e| {
+            crate::error::Error::io("set up", "HTTPS", e)
+                .with_hint("set SSL_CERT_FILE to a CA bundle")
+        };
+        self.http = builder().timeout(timeout).build().map_err(setup)?;
+        self.transfer = builder().read_timeout(timeout).build().map_err(setup)?;
+        Ok(self)
+    }
+
     /// Client for presigned URLs: never sends the App Store Connect token.
     pub fn transfer(&self) -> &reqwest::Client {
         &self.transfer
@@ -186,6 +199,29 @@ impl Client {
     /// reached, connect failures get the short first-contact policy and end
     /// with an error naming the URL; once it has, the normal budget applies.
     pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idem: Idempotency,
+    ) -> Result<Bytes, ApiError> {
+        match self.send_retried(method.clone(), path, body, idem).await {
+            // Apple answers 401 to a token that expired mid-run (a clock
+            // jump, a long upload): sign a fresh one and try once more. The
+            // request was refused, so even a non-idempotent one is safe.
+            Err(e) if e.kind == ApiErrorKind::Unauthorized => {
+                tracing::warn!(
+                    "{method} {}: 401 NOT_AUTHORIZED, retrying once with a new token",
+                    strip_query(path)
+                );
+                self.tokens.invalidate();
+                self.send_retried(method, path, body, idem).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_retried(
         &self,
         method: Method,
         path: &str,

@@ -147,6 +147,12 @@ impl TokenSource {
         token
     }
 
+    /// Forget the cached token: the next [`token`](Self::token) signs a new
+    /// one (after Apple answered 401 to a token it considers expired).
+    pub fn invalidate(&self) {
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     fn sign(&self, iat: i64, exp: i64) -> Secret {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.key_id.clone());

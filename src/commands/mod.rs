@@ -258,7 +258,16 @@ pub fn build_ctx(
         Arc::new(SystemClock),
     )
     .on_new_token(Arc::new(move |t: &Secret| masker.mask(t.expose())));
-    let api = Client::new(&settings.api_base, Arc::new(tokens), RetryPolicy::default())?;
+    let mut retry = RetryPolicy::default();
+    if let Some(d) = settings.net.retry_delay {
+        retry.min_delay = d;
+        retry.max_delay = retry.max_delay.min(d * 20);
+        retry.retry_after_cap = retry.retry_after_cap.min(d * 20);
+    }
+    let mut api = Client::new(&settings.api_base, Arc::new(tokens), retry)?;
+    if let Some(t) = settings.net.http_timeout {
+        api = api.with_timeout(t)?;
+    }
     Ok(Ctx::new(Arc::new(api), reporter, cancel))
 }
 

@@ -95,12 +95,12 @@ async fn manage(
         WebhooksCmd::Create(a) => create(ctx, inv, a, report).await,
         WebhooksCmd::Update(a) => update(ctx, inv, a, report).await,
         WebhooksCmd::Delete { id } => {
-            r::delete_webhook(&ctx.api, id).await?;
+            crate::webhooks::writes::delete(&ctx.api, id).await?;
             report.row("webhooks delete", format!("webhook {id} deleted"));
             Ok(())
         }
         WebhooksCmd::Ping { id } => {
-            let ping = r::ping_webhook(&ctx.api, id).await?;
+            let ping = crate::webhooks::writes::ping(&ctx.api, id).await?;
             report.row("webhooks ping", format!("ping {ping} sent to webhook {id}"));
             report.text = Some(format!("{ping}\n"));
             Ok(())
@@ -131,7 +131,15 @@ async fn create(
     let app = inv.app_id(ctx, &a.app).await?;
     let secret = masked_secret(ctx, inv.env, &a.secret_env)?;
     let enabled = !a.disabled;
-    let h = r::create_webhook(&ctx.api, &app, &a.name, &a.url, &secret, &events, enabled).await?;
+    let new = crate::webhooks::writes::NewWebhook {
+        app_id: &app,
+        name: &a.name,
+        url: &a.url,
+        secret: &secret,
+        events: &events,
+        enabled,
+    };
+    let h = crate::webhooks::writes::create(&ctx.api, &new).await?;
     report::webhook_created(&ctx.ci, report, &h.id, &a.url);
     Ok(())
 }

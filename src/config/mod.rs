@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::secret::Secret;
 use env::Env;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Names each input is accepted under, in precedence order: ours, fastlane's,
 /// Codemagic's, then the GitHub Action input.
@@ -93,12 +94,45 @@ pub struct Settings {
     pub platform: ci::Platform,
     pub ci_paths: ci::Paths,
     pub workspace: Option<PathBuf>,
+    /// Network tuning (`FLIGHTDECK_HTTP_TIMEOUT`, `FLIGHTDECK_RETRY_DELAY`).
+    pub net: Net,
     /// `FLIGHTDECK_UPLOAD_TUNING`: the part scheduler's techniques.
     pub upload_tuning: tuning::UploadTuning,
     pub issues: IssueEnv,
     credentials: Option<Result<Credentials, Error>>,
     /// What was fixed up while reading the credentials (a trimmed newline...).
     pub credential_warnings: Vec<String>,
+}
+
+/// Per-request timeout and the first retry delay; None: the defaults
+/// (60 s, 500 ms). Tests and slow links tune them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Net {
+    pub http_timeout: Option<Duration>,
+    pub retry_delay: Option<Duration>,
+}
+
+impl Net {
+    fn load(env: &Env) -> Result<Self, Error> {
+        let read = |name: &str| -> Result<Option<Duration>, Error> {
+            env.get(name)
+                .map(|v| {
+                    duration::parse(v)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            Error::input(format!(
+                                "{name} must be a duration such as 2s or 500ms, got {v:?}"
+                            ))
+                        })
+                })
+                .transpose()
+        };
+        Ok(Self {
+            http_timeout: read("FLIGHTDECK_HTTP_TIMEOUT")?,
+            retry_delay: read("FLIGHTDECK_RETRY_DELAY")?,
+        })
+    }
 }
 
 impl Settings {
@@ -140,6 +174,7 @@ impl Settings {
                 .or(env.get("CI_PROJECT_DIR"))
                 .or(env.get("BITRISE_SOURCE_DIR"))
                 .map(PathBuf::from),
+            net: Net::load(env)?,
             upload_tuning: tuning::UploadTuning::from_env(env),
             credentials: Some(loaded.map(|l| l.credentials)),
             issues: IssueEnv::load(env),
@@ -158,6 +193,7 @@ impl Settings {
             platform: ci::Platform::Local,
             ci_paths: ci::Paths::default(),
             workspace: None,
+            net: Net::default(),
             upload_tuning: tuning::UploadTuning::default(),
             issues: IssueEnv::default(),
             credentials: Some(Ok(creds)),

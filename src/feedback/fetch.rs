@@ -7,7 +7,7 @@
 use super::index::{Entry, FileRec};
 use super::{Kind, Scope, signature};
 use crate::api::Client;
-use crate::api::error::ApiErrorKind;
+use crate::api::error::{ApiError, ApiErrorKind};
 use crate::api::models::Resource;
 use crate::api::resources as r;
 use crate::error::Error;
@@ -300,35 +300,50 @@ impl Failure {
     }
 }
 
-/// Fetch a presigned screenshot URL (no App Store Connect token); a body
-/// shorter than its Content-Length is fetched once more.
+/// What error messages call a presigned URL (its query is a credential).
+const SHOT: &str = "a screenshot URL";
+
+/// Fetch a presigned screenshot URL (no App Store Connect token), with the
+/// client's retry policy for 5xx, 429 (Retry-After honoured), broken
+/// connections and a body shorter than its Content-Length.
 async fn download(api: &Client, url: &str) -> Result<(bytes::Bytes, &'static str), Failure> {
-    let mut last = Failure::Other("not attempted".into());
-    for _ in 0..2 {
-        match download_once(api, url).await {
-            Ok(v) => return Ok(v),
-            Err(f @ Failure::Expired(_)) => return Err(f),
-            Err(f) => last = f,
-        }
-    }
-    Err(last)
+    api.retry_policy()
+        .run(
+            "GET screenshot",
+            || download_once(api, url),
+            ApiError::is_transient,
+        )
+        .await
+        .map_err(|e| match e.status {
+            Some(s @ (401 | 403 | 410)) => {
+                Failure::Expired(format!("download answered {s} (the URL has expired)"))
+            }
+            Some(s) => Failure::Other(format!("download answered {s}")),
+            None => Failure::Other(format!("download failed: {}", e.message)),
+        })
 }
 
-async fn download_once(api: &Client, url: &str) -> Result<(bytes::Bytes, &'static str), Failure> {
+async fn download_once(api: &Client, url: &str) -> Result<(bytes::Bytes, &'static str), ApiError> {
     let resp = api
         .transfer()
         .get(url)
         .send()
         .await
-        .map_err(|e| Failure::Other(crate::api::error::describe_transport(&e)))?;
+        .map_err(|e| ApiError::transport("GET", SHOT, &e))?;
     let status = resp.status();
-    if matches!(status.as_u16(), 401 | 403 | 410) {
-        return Err(Failure::Expired(format!(
-            "download answered {status} (the URL has expired)"
-        )));
-    }
     if !status.is_success() {
-        return Err(Failure::Other(format!("download answered {status}")));
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::api::client::parse_retry_after);
+        return Err(ApiError::from_status(
+            status.as_u16(),
+            "GET",
+            SHOT,
+            b"",
+            retry_after,
+        ));
     }
     let ext = match resp
         .headers()
@@ -339,15 +354,19 @@ async fn download_once(api: &Client, url: &str) -> Result<(bytes::Bytes, &'stati
         _ => "png",
     };
     let expected = resp.content_length();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| Failure::Other(format!("download ended early: {e}")))?;
+    let bytes = resp.bytes().await.map_err(|e| {
+        let mut err = ApiError::transport("GET", SHOT, &e);
+        err.message = format!("ended early: {}", err.message);
+        err
+    })?;
     match expected {
-        Some(n) if n != bytes.len() as u64 => Err(Failure::Other(format!(
-            "download truncated: {} of {n} bytes",
-            bytes.len()
-        ))),
+        Some(n) if n != bytes.len() as u64 => {
+            let mut err = ApiError::decode("GET", SHOT, String::new());
+            err.kind = ApiErrorKind::Transient;
+            err.status = None;
+            err.message = format!("truncated: {} of {n} bytes", bytes.len());
+            Err(err)
+        }
         _ => Ok((bytes, ext)),
     }
 }

@@ -239,17 +239,16 @@ async fn start_listener(
             "flightdeck-wait-{}",
             &crate::secret::random_hex(4).expose()[..8]
         );
-        match r::create_webhook(
-            &ctx.api,
-            app,
-            &name,
-            &url,
-            secret.expose(),
-            &["BUILD_UPLOAD_STATE_UPDATED".to_string()],
-            true,
-        )
-        .await
-        {
+        let events = ["BUILD_UPLOAD_STATE_UPDATED".to_string()];
+        let new = crate::webhooks::writes::NewWebhook {
+            app_id: app,
+            name: &name,
+            url: &url,
+            secret: secret.expose(),
+            events: &events,
+            enabled: true,
+        };
+        match crate::webhooks::writes::create(&ctx.api, &new).await {
             Ok(w) => {
                 tracing::info!("registered temporary webhook {} for {url}", w.id);
                 registered = Some(w.id);

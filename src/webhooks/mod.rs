@@ -4,6 +4,7 @@
 //! answers 2xx only to a verified one.
 
 pub mod receiver;
+pub mod writes;
 
 use serde_json::Value;
 

@@ -2,9 +2,11 @@
 //! embedded App Store Connect simulator on loopback.
 
 mod audience;
+mod cancellation;
 mod cli;
 mod credentials;
 mod doctor;
+mod fault_matrix;
 mod feedback;
 mod init;
 mod integrations;
@@ -19,6 +21,7 @@ mod reliability;
 mod rerun;
 mod secrets;
 mod sim_routes;
+mod soak;
 mod standins;
 mod support;
 mod upload;

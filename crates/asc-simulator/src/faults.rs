@@ -1,6 +1,8 @@
 //! Fault injection, reproducible from a seed: 5xx, 429 with Retry-After and
 //! dropped connections on API calls; 5xx, drops, slowness and expired URLs on
-//! upload parts. Scripted faults (a queue) make single failures exact in tests.
+//! upload parts. Scripted faults (a queue) make single failures exact in tests;
+//! targeted faults hit one route and method (one phase of a pipeline) with
+//! one kind of failure, so a fault matrix can walk phases x kinds.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -28,6 +30,9 @@ pub struct Faults {
     pub expired_urls: f64,
     /// Retry-After sent with injected 429s, in seconds.
     pub retry_after_secs: u64,
+    /// How long a targeted [`Kind::Hang`] holds the request, in milliseconds
+    /// (0: 30 s).
+    pub hang_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,11 +55,77 @@ pub enum Fault {
     Stall,
 }
 
+/// One kind of failure aimed at one phase (see [`Target`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// 503 (500 on part URLs) before acting.
+    ServerError,
+    /// 429 with `Retry-After`.
+    RateLimited,
+    /// 429 without `Retry-After`.
+    RateLimitedBare,
+    /// The connection breaks before the server acted.
+    DropBefore,
+    /// The server acted, then the connection breaks.
+    DropAfter,
+    /// The server waits `hang_ms` before answering (past a short client timeout).
+    Hang,
+    /// 401 NOT_AUTHORIZED, as Apple answers when a token expired mid-run
+    /// (on presigned URLs: 403 "Request has expired").
+    ExpiredToken,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::ServerError,
+        Kind::RateLimited,
+        Kind::RateLimitedBare,
+        Kind::DropBefore,
+        Kind::DropAfter,
+        Kind::Hang,
+        Kind::ExpiredToken,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ServerError => "5xx",
+            Kind::RateLimited => "429+Retry-After",
+            Kind::RateLimitedBare => "429",
+            Kind::DropBefore => "drop-before",
+            Kind::DropAfter => "drop-after",
+            Kind::Hang => "hang",
+            Kind::ExpiredToken => "expired-token",
+        }
+    }
+}
+
+/// A fault for the requests matching `method` and `route` (the route
+/// template, e.g. `/v1/buildUploadFiles/{id}`; `/_upload/{file}/{part}` for
+/// parts, `/_sim/screenshots/{id}/{n}` for screenshot downloads, `POST
+/// webhook-delivery` for the simulator's own deliveries), `times` times
+/// after `skip` matching requests passed untouched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub method: String,
+    pub route: String,
+    pub kind: Kind,
+    #[serde(default = "one")]
+    pub times: usize,
+    #[serde(default)]
+    pub skip: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
 /// The rates, the seeded generator, and the scripted faults still to come.
 type FaultState = (Faults, StdRng, VecDeque<(Scope, Fault)>);
 
 pub struct FaultInjector {
     inner: Mutex<FaultState>,
+    targets: Mutex<Vec<Target>>,
 }
 
 impl FaultInjector {
@@ -62,7 +133,49 @@ impl FaultInjector {
         let rng = StdRng::seed_from_u64(f.seed);
         Self {
             inner: Mutex::new((f, rng, VecDeque::new())),
+            targets: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Aim a fault at one route and method.
+    pub fn target(&self, t: Target) {
+        self.targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(t);
+    }
+
+    /// Targeted faults not yet used up.
+    pub fn targets(&self) -> Vec<Target> {
+        self.targets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The targeted fault for this request, if one is aimed at it.
+    pub fn targeted(&self, method: &str, route: &str) -> Option<Kind> {
+        let mut g = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        let pos = g
+            .iter()
+            .position(|t| t.method.eq_ignore_ascii_case(method) && t.route == route)?;
+        let t = &mut g[pos];
+        if t.skip > 0 {
+            t.skip -= 1;
+            return None;
+        }
+        let kind = t.kind;
+        t.times -= 1;
+        if t.times == 0 {
+            g.remove(pos);
+        }
+        Some(kind)
+    }
+
+    /// How long a [`Kind::Hang`] holds a request.
+    pub fn hang(&self) -> std::time::Duration {
+        let ms = self.get().hang_ms;
+        std::time::Duration::from_millis(if ms == 0 { 30_000 } else { ms })
     }
 
     pub fn set(&self, f: Faults) {
@@ -148,6 +261,26 @@ mod tests {
             .filter(|x| **x == Some(Fault::ServerError))
             .count();
         assert!((20..=60).contains(&errors), "{errors} server errors in 200");
+    }
+
+    #[test]
+    fn targeted_faults_hit_their_route_after_skip_then_stop() {
+        let i = FaultInjector::new(Faults::default());
+        i.target(Target {
+            method: "POST".into(),
+            route: "/v1/buildUploads".into(),
+            kind: Kind::DropAfter,
+            times: 1,
+            skip: 1,
+        });
+        assert_eq!(i.targeted("GET", "/v1/buildUploads"), None);
+        assert_eq!(i.targeted("POST", "/v1/buildUploads"), None, "skipped");
+        assert_eq!(
+            i.targeted("post", "/v1/buildUploads"),
+            Some(Kind::DropAfter)
+        );
+        assert_eq!(i.targeted("POST", "/v1/buildUploads"), None, "used up");
+        assert!(i.targets().is_empty());
     }
 
     #[test]

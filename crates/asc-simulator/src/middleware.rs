@@ -3,7 +3,7 @@
 //! and body validation against Apple's schemas, and a check of the response.
 
 use super::Sim;
-use super::faults::{Fault, Scope};
+use super::faults::{Fault, Kind, Scope};
 use super::jsonapi::{error, error_at};
 use super::openapi::Spec;
 use axum::body::{Body, Bytes};
@@ -32,7 +32,18 @@ pub async fn api(
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
 
-    let fault = sim.faults.next(Scope::Api);
+    let aimed = sim.faults.targeted(&method, &template);
+    if let Some(r) = aimed.and_then(|k| targeted_early(&sim, k)) {
+        return finish(&sim, &method, &path, r).await;
+    }
+    if aimed == Some(Kind::Hang) {
+        tokio::time::sleep(sim.faults.hang()).await;
+    }
+    let fault = match aimed {
+        Some(Kind::DropAfter) => Some(Fault::Drop),
+        Some(_) => None,
+        None => sim.faults.next(Scope::Api),
+    };
     let early = match fault {
         Some(Fault::ServerError) => Some(error(
             503,
@@ -126,6 +137,47 @@ pub async fn api(
     }
 }
 
+/// The answer a targeted fault gives instead of acting, if it does not act.
+fn targeted_early(sim: &Sim, kind: Kind) -> Option<Response> {
+    let limited = || {
+        error(
+            429,
+            "RATE_LIMIT_EXCEEDED",
+            "The request rate limit has been reached.",
+            "We've received too many requests for this API. Please wait and try again or slow down your request rate.",
+        )
+    };
+    match kind {
+        Kind::ServerError => Some(error(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "The service is temporarily unavailable",
+            "Injected by the simulator (targeted fault).",
+        )),
+        Kind::RateLimited => {
+            let mut r = limited();
+            let secs = sim.faults.get().retry_after_secs.max(1);
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+            Some(r)
+        }
+        Kind::RateLimitedBare => Some(limited()),
+        Kind::DropBefore => Some(drop_connection(error(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "The service is temporarily unavailable",
+            "Injected by the simulator (dropped before acting).",
+        ))),
+        Kind::ExpiredToken => Some(error(
+            401,
+            "NOT_AUTHORIZED",
+            "Authentication credentials are missing or invalid.",
+            &format!("{NOT_AUTHORIZED_DETAIL} (simulator: token expired, injected)"),
+        )),
+        Kind::DropAfter | Kind::Hang => None,
+    }
+}
+
 async fn finish(sim: &Sim, method: &str, path: &str, mut resp: Response) -> Response {
     // The server's clock as App Store Connect states it, so a moved simulator
     // clock looks like a runner whose clock is off.
@@ -146,7 +198,7 @@ async fn finish(sim: &Sim, method: &str, path: &str, mut resp: Response) -> Resp
 
 /// The response headers go out, then the body fails: the client sees a
 /// dropped connection after the server already acted.
-fn drop_connection(resp: Response) -> Response {
+pub(crate) fn drop_connection(resp: Response) -> Response {
     let (parts, _) = resp.into_parts();
     let stream = futures_util::stream::once(async {
         Err::<Bytes, std::io::Error>(std::io::Error::other("fault: connection dropped"))

@@ -134,14 +134,32 @@ async fn send(sim: Arc<Sim>, delivery_id: String) {
         };
         (h.url.clone(), h.secret.clone(), e.payload.clone())
     };
-    let result = sim
-        .http
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("x-apple-signature", sign(&secret, payload.as_bytes()))
-        .body(payload)
-        .send()
-        .await;
+    let aimed = sim.faults.targeted("POST", DELIVERY_ROUTE);
+    if aimed == Some(crate::faults::Kind::Hang) {
+        tokio::time::sleep(sim.faults.hang()).await;
+    }
+    let lost = aimed.is_some_and(|k| {
+        !matches!(
+            k,
+            crate::faults::Kind::Hang | crate::faults::Kind::DropAfter
+        )
+    });
+    let result = if lost {
+        record(
+            &sim,
+            &delivery_id,
+            (None, None, Some("delivery failed: injected fault".into())),
+        );
+        return;
+    } else {
+        sim.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-apple-signature", sign(&secret, payload.as_bytes()))
+            .body(payload)
+            .send()
+            .await
+    };
     let outcome = match result {
         Ok(r) => {
             let status = r.status().as_u16();
@@ -156,6 +174,15 @@ async fn send(sim: Arc<Sim>, delivery_id: String) {
         }
         Err(e) => (None, None, Some(format!("delivery failed: {e}"))),
     };
+    record(&sim, &delivery_id, outcome);
+}
+
+/// The route name targeted faults use for the simulator's own deliveries.
+pub const DELIVERY_ROUTE: &str = "webhook-delivery";
+
+type Outcome = (Option<u16>, Option<String>, Option<String>);
+
+fn record(sim: &Sim, delivery_id: &str, outcome: Outcome) {
     let now = sim.now();
     let mut st = sim.lock();
     if let Some(d) = st.deliveries.iter_mut().find(|d| d.id == delivery_id) {

@@ -139,5 +139,24 @@ pub async fn image(
         Some(f) => f.image.clone().unwrap_or_else(|| PNG.to_vec()),
         None => return (axum::http::StatusCode::NOT_FOUND, "no such screenshot").into_response(),
     };
-    ([("content-type", "image/png")], bytes).into_response()
+    use crate::faults::Kind;
+    use axum::http::StatusCode;
+    let image = move || ([("content-type", "image/png")], bytes).into_response();
+    match sim.faults.targeted("GET", "/_sim/screenshots/{id}/{n}") {
+        Some(Kind::ServerError) => (StatusCode::SERVICE_UNAVAILABLE, "injected").into_response(),
+        Some(Kind::RateLimited) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "injected",
+        )
+            .into_response(),
+        Some(Kind::RateLimitedBare) => (StatusCode::TOO_MANY_REQUESTS, "injected").into_response(),
+        Some(Kind::ExpiredToken) => (StatusCode::FORBIDDEN, "Request has expired").into_response(),
+        Some(Kind::DropBefore | Kind::DropAfter) => crate::middleware::drop_connection(image()),
+        Some(Kind::Hang) => {
+            tokio::time::sleep(sim.faults.hang()).await;
+            image()
+        }
+        None => image(),
+    }
 }

@@ -3,7 +3,7 @@
 //! length required, the bytes written at the part's offset, an ETag back.
 
 use super::{Q, S};
-use crate::faults::{Fault, Scope};
+use crate::faults::{Fault, Kind, Scope};
 use crate::jsonapi::param;
 use crate::state::part_signature;
 use axum::body::Body;
@@ -110,7 +110,44 @@ async fn put_part(
             &format!("Content-Length must be {length} for this part"),
         );
     }
-    let fault = sim.faults.next(Scope::Part);
+    let aimed = sim.faults.targeted("PUT", "/_upload/{file}/{part}");
+    match aimed {
+        Some(Kind::ServerError) => {
+            return s3_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SlowDown",
+                "Please reduce your request rate. (injected)",
+            );
+        }
+        Some(Kind::RateLimited) => {
+            let mut r = s3_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "SlowDown",
+                "Please reduce your request rate. (injected)",
+            );
+            let secs = sim.faults.get().retry_after_secs.max(1);
+            r.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from(secs));
+            return r;
+        }
+        Some(Kind::RateLimitedBare) => {
+            return s3_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "SlowDown",
+                "Please reduce your request rate. (injected)",
+            );
+        }
+        Some(Kind::DropBefore) => return dropped(),
+        Some(Kind::ExpiredToken) => {
+            return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
+        }
+        Some(Kind::Hang) => tokio::time::sleep(sim.faults.hang()).await,
+        Some(Kind::DropAfter) | None => {}
+    }
+    let fault = match aimed {
+        Some(_) => None,
+        None => sim.faults.next(Scope::Part),
+    };
     let slow = sim.faults.get().part_slow_ms;
     if slow > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
@@ -151,6 +188,9 @@ async fn put_part(
         {
             p.etag = Some(etag.trim_matches('"').to_string());
         }
+    }
+    if aimed == Some(Kind::DropAfter) {
+        return dropped();
     }
     (StatusCode::OK, [("etag", etag)]).into_response()
 }

@@ -9,6 +9,7 @@
 #   FD_APP_PATH         the .ipa / .pkg to upload
 #   FD_BUNDLE_ID / FD_APP_ID
 #   FD_WAIT (true)      FD_TIMEOUT  FD_POLL_INTERVAL  FD_WEBHOOK_LISTEN  FD_WEBHOOK_REGISTER
+#   FD_WEBHOOK_RELAY    wait through this relay (token: FLIGHTDECK_RELAY_TOKEN); wins over LISTEN
 #   FD_SKIP_IF_EXISTS   FD_GROUPS (separated by commas, newlines or |)
 #   FD_WHATS_NEW  FD_LOCALE (en-US)  FD_SUBMIT_FOR_REVIEW  FD_NOTIFY
 #   FD_ARGS             extra arguments for `flightdeck run`
@@ -39,7 +40,9 @@ spec="$(mktemp "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/flightdeck-step-XXXXXX.yml")"
     echo '  - wait:'
     echo '      timeout: "${FD_TIMEOUT:-30m}"'
     if [ -n "${FD_POLL_INTERVAL:-}" ]; then echo '      poll: { interval: "${FD_POLL_INTERVAL}" }'; fi
-    if [ -n "${FD_WEBHOOK_LISTEN:-}" ]; then
+    if [ -n "${FD_WEBHOOK_RELAY:-}" ]; then
+      echo '      webhook: { relay: "${FD_WEBHOOK_RELAY}" }'
+    elif [ -n "${FD_WEBHOOK_LISTEN:-}" ]; then
       if [ -n "${FD_WEBHOOK_REGISTER:-}" ]; then
         echo '      webhook: { listen: "${FD_WEBHOOK_LISTEN}", register: "${FD_WEBHOOK_REGISTER}" }'
       else

@@ -21,6 +21,8 @@ export FD_PIPELINE="${pipeline:-}"
 if [ -n "${pkg_path:-}" ]; then export FD_APP_PATH="$pkg_path"; else export FD_APP_PATH="${ipa_path:-}"; fi
 export FD_BUNDLE_ID="${bundle_id:-}" FD_APP_ID="${app_id:-}" FD_WAIT="${wait:-true}" FD_TIMEOUT="${timeout:-}"
 export FD_GROUPS="${groups:-}" FD_WHATS_NEW="${whats_new:-}" FD_SUBMIT_FOR_REVIEW="${submit_for_review:-false}"
+export FD_WEBHOOK_RELAY="${webhook_relay:-}"
+if [ -n "${webhook_relay_token:-}" ]; then export FLIGHTDECK_RELAY_TOKEN="$webhook_relay_token"; fi
 export FD_SKIP_IF_EXISTS="${skip_if_exists:-false}" FD_ARGS="--ci bitrise ${additional_args:-}"
 status=0
 "$here/../flightdeck-step.sh" || status=$?

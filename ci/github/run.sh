@@ -13,5 +13,6 @@ if [ -n "${FD_IN_API_KEY_PATH:-}" ]; then export ASC_PRIVATE_KEY_PATH="$FD_IN_AP
 if [ -n "${FD_IN_API_KEY_ID:-}" ]; then export ASC_KEY_ID="$FD_IN_API_KEY_ID"; fi
 if [ -z "${FD_IN_API_ISSUER_ID:-}" ]; then FD_IN_API_ISSUER_ID="${FD_IN_ISSUER_ID:-}"; fi # Apple-Actions' name
 if [ -n "${FD_IN_API_ISSUER_ID:-}" ]; then export ASC_ISSUER_ID="$FD_IN_API_ISSUER_ID"; fi
-unset FD_IN_API_PRIVATE_KEY FD_IN_API_KEY_PATH FD_IN_API_KEY_ID FD_IN_API_ISSUER_ID FD_IN_ISSUER_ID
+if [ -n "${FD_IN_RELAY_TOKEN:-}" ]; then mask "$FD_IN_RELAY_TOKEN"; export FLIGHTDECK_RELAY_TOKEN="$FD_IN_RELAY_TOKEN"; fi
+unset FD_IN_RELAY_TOKEN FD_IN_API_PRIVATE_KEY FD_IN_API_KEY_PATH FD_IN_API_KEY_ID FD_IN_API_ISSUER_ID FD_IN_ISSUER_ID
 exec "$(dirname "$0")/../flightdeck-step.sh"

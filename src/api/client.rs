@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.appstoreconnect.apple.com";
-const USER_AGENT: &str = concat!("flightdeck/", env!("CARGO_PKG_VERSION"));
+pub const USER_AGENT: &str = concat!("flightdeck/", env!("CARGO_PKG_VERSION"));
 
 /// Whether a request can be repeated blindly after a lost response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

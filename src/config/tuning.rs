@@ -16,6 +16,8 @@ pub struct UploadTuning {
     pub overlap: bool,
     /// Send a straggler again on another connection at the end.
     pub endgame: bool,
+    /// Ask the kernel for BBR congestion control on part sockets.
+    pub bbr: bool,
 }
 
 impl Default for UploadTuning {
@@ -24,13 +26,14 @@ impl Default for UploadTuning {
             adaptive: true,
             overlap: true,
             endgame: true,
+            bbr: true,
         }
     }
 }
 
 impl UploadTuning {
     /// A comma-separated list of techniques to switch off (`no-adaptive`,
-    /// `no-overlap`, `no-endgame`); other words are ignored.
+    /// `no-overlap`, `no-endgame`, `no-bbr`); other words are ignored.
     pub fn parse(spec: &str) -> Self {
         let mut t = Self::default();
         for word in spec.split(',').map(str::trim) {
@@ -38,6 +41,7 @@ impl UploadTuning {
                 "no-adaptive" => t.adaptive = false,
                 "no-overlap" => t.overlap = false,
                 "no-endgame" => t.endgame = false,
+                "no-bbr" => t.bbr = false,
                 _ => {}
             }
         }
@@ -68,5 +72,6 @@ mod tests {
             UploadTuning::default()
         );
         assert!(!UploadTuning::parse("no-adaptive,bogus").adaptive);
+        assert!(!UploadTuning::parse("no-bbr").bbr && UploadTuning::parse("no-adaptive").bbr);
     }
 }

@@ -129,9 +129,9 @@ impl Target {
         http: &reqwest::Client,
         job: &Job,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let request = match self {
-            Target::Sink(s) => return s.sink.send(&job.body).await,
+            Target::Sink(s) => return s.sink.send(&job.body).await.map_err(Refusal::from),
             Target::Url(url) => http
                 .post(url)
                 .header("content-type", "application/json")
@@ -139,7 +139,7 @@ impl Target {
                 .body(job.body.clone()),
             Target::GitHub { repo, api, token } => {
                 let payload: serde_json::Value =
-                    serde_json::from_slice(&job.body).map_err(|e| e.to_string())?;
+                    serde_json::from_slice(&job.body).map_err(|e| Refusal::from(e.to_string()))?;
                 let kind = payload["data"]["type"]
                     .as_str()
                     .unwrap_or("appStoreConnectEvent");
@@ -155,7 +155,7 @@ impl Target {
                 api,
                 token,
             } => {
-                let e = Event::parse(&job.body).map_err(|e| e.to_string())?;
+                let e = Event::parse(&job.body).map_err(|e| Refusal::from(e.to_string()))?;
                 let body = String::from_utf8_lossy(&job.body).into_owned();
                 http.post(format!(
                     "{api}/projects/{}/trigger/pipeline",
@@ -176,11 +176,47 @@ impl Target {
         };
         match request.timeout(timeout).send().await {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("answered {}", r.status())),
-            Err(e) => Err(crate::api::error::describe_transport(&e)),
+            Ok(r) => Err(Refusal {
+                why: format!("answered {}", r.status()),
+                retry_after: r
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(crate::api::client::parse_retry_after),
+            }),
+            Err(e) => Err(crate::api::error::describe_transport(&e).into()),
         }
     }
 }
+
+/// Why one forward attempt did not land, and how long the target asked the
+/// relay to wait (`Retry-After` on a 429 or 503).
+#[derive(Debug)]
+pub struct Refusal {
+    pub why: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<String> for Refusal {
+    fn from(why: String) -> Self {
+        Refusal {
+            why,
+            retry_after: None,
+        }
+    }
+}
+
+/// The pause before the next attempt: the backoff, or longer when the
+/// target asked for it with `Retry-After` (held to [`RETRY_AFTER_CAP`]).
+fn pause_after(refusal: &Refusal, attempts: u32, max: Duration) -> Duration {
+    let backoff = backoff(attempts, max);
+    refusal
+        .retry_after
+        .map_or(backoff, |asked| backoff.max(asked.min(RETRY_AFTER_CAP)))
+}
+
+/// The longest `Retry-After` a target is obeyed for.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 
 /// `group/project` is a valid GitLab id once its slash is encoded.
 fn encode_path(project: &str) -> String {
@@ -289,7 +325,7 @@ impl Forwarder {
                 tracing::info!("relay: forwarded event {} to {key}", job.id);
                 Settle::Done
             }
-            Err(why) if age >= self.tuning.max_age => {
+            Err(Refusal { why, .. }) if age >= self.tuning.max_age => {
                 bump(&self.metrics.forward_failed);
                 tracing::error!(
                     "relay: gave up forwarding event {} to {key} after {} attempt(s) over {age:?}: {why}",
@@ -298,12 +334,13 @@ impl Forwarder {
                 );
                 Settle::Failed
             }
-            Err(why) => {
+            Err(refusal) => {
                 bump(&self.metrics.forward_retry);
-                let pause = backoff(job.attempts, self.tuning.retry_max_delay);
+                let pause = pause_after(&refusal, job.attempts, self.tuning.retry_max_delay);
                 tracing::warn!(
-                    "relay: forwarding event {} to {key}: {why}; retrying in {pause:?}",
-                    job.id
+                    "relay: forwarding event {} to {key}: {}; retrying in {pause:?}",
+                    job.id,
+                    refusal.why
                 );
                 Settle::Retry {
                     at_ms: super::now_ms() + pause.as_millis() as u64,
@@ -348,6 +385,21 @@ mod tests {
         let e = Target::parse("github:acme/app", &none).unwrap_err();
         assert!(e.contains("GITHUB_TOKEN"), "{e}");
         assert_eq!(encode_path("group/app"), "group%2Fapp");
+    }
+
+    #[test]
+    fn a_retry_after_is_obeyed_up_to_its_cap() {
+        let max = Duration::from_secs(2);
+        let asked = |secs| Refusal {
+            why: "answered 429".into(),
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(pause_after(&asked(30), 0, max), Duration::from_secs(30));
+        assert_eq!(pause_after(&asked(99_999), 0, max), RETRY_AFTER_CAP);
+        let early = pause_after(&asked(0), 3, max);
+        assert!(early >= max / 2 && early <= max, "{early:?}");
+        let plain = pause_after(&Refusal::from("answered 500".to_string()), 0, max);
+        assert!(plain <= Duration::from_secs(1), "{plain:?}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod parts;
 pub mod progress;
 pub mod schedule;
 mod source;
+pub mod wire;
 
 use crate::api::models::{
     AssetDeliveryState, BuildUpload, BuildUploadFile, BuildUploadState, Platform,
@@ -448,7 +449,7 @@ async fn send_and_commit(
         ctx.ci.platform() == crate::ci::Platform::Local,
     );
     let sender = Sender {
-        http: ctx.api.transfer().clone(),
+        wire: wire::Wire::new(ctx.api.transfer().clone(), plan.tuning.bbr),
         file: a.path.clone(),
         concurrency: plan.concurrency,
         hashing: parts::Hashing {

@@ -101,7 +101,8 @@ pub struct Progress {
 }
 
 pub struct Sender {
-    pub http: reqwest::Client,
+    /// How the parts reach the upload hosts.
+    pub wire: super::wire::Wire,
     pub file: PathBuf,
     /// The most part bodies on the wire at once.
     pub concurrency: usize,
@@ -302,7 +303,7 @@ impl<'a> Flock<'a> {
             });
         }
         let job = PartJob {
-            http: self.sender.http.clone(),
+            wire: self.sender.wire.clone(),
             file: self.sender.file.clone(),
             renew: self.sender.renew.clone(),
             renewed: self.renewed.clone(),
@@ -348,7 +349,7 @@ impl<'a> Flock<'a> {
 type Renewed = Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, HashMap<u64, Part>)>>>;
 
 struct PartJob {
-    http: reqwest::Client,
+    wire: super::wire::Wire,
     file: PathBuf,
     renew: Renew,
     renewed: Renewed,
@@ -506,52 +507,46 @@ impl PartJob {
                         next.map(|(b, permit)| (Ok::<_, std::io::Error>(b), (rx, Some(permit))))
                     }
                 });
-                reqwest::Body::wrap_stream(s.inspect(move |r| {
+                let s: super::wire::BodyStream = Box::pin(s.inspect(move |r| {
                     if let Ok(b) = r {
                         count(b)
                     }
-                }))
+                }));
+                s
             }
             None => {
                 let s = source::disk_range(&self.file, self.part.offset, self.part.length)
                     .await
                     .map_err(|e| Failure::Fatal(format!("cannot read the file: {e}")))?;
-                reqwest::Body::wrap_stream(s.inspect(move |r| {
+                Box::pin(s.inspect(move |r| {
                     if let Ok(b) = r {
                         count(b)
                     }
                 }))
             }
         };
-        let method = reqwest::Method::from_bytes(self.part.method.as_bytes())
-            .map_err(|_| Failure::Fatal(format!("unknown method {}", self.part.method)))?;
-        let mut req = self
-            .http
-            .request(method, &self.part.url)
-            .header("content-length", self.part.length);
-        for (k, v) in &self.part.headers {
-            if !k.eq_ignore_ascii_case("authorization") && !k.eq_ignore_ascii_case("content-length")
-            {
-                req = req.header(k, v);
-            }
+        if http::Method::from_bytes(self.part.method.as_bytes()).is_err() {
+            return Err(Failure::Fatal(format!(
+                "unknown method {}",
+                self.part.method
+            )));
         }
-        let resp = req
-            .body(body)
-            .send()
+        let answer = self
+            .wire
+            .send(
+                &self.part.method,
+                &self.part.url,
+                &self.part.headers,
+                self.part.length,
+                body,
+            )
             .await
-            .map_err(|e| Failure::Retry(crate::api::error::describe_transport(&e)))?;
-        let status = resp.status();
-        if status.is_success() {
+            .map_err(Failure::Retry)?;
+        let (status, text) = (answer.status, answer.text);
+        if (200..300).contains(&status) {
             return Ok(());
         }
-        let text: String = resp
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(400)
-            .collect();
-        let expired = status.as_u16() == 403
+        let expired = status == 403
             && (text.contains("expired")
                 || self
                     .part
@@ -559,9 +554,9 @@ impl PartJob {
                     .is_some_and(|e| e <= jiff::Timestamp::now()));
         Err(if expired {
             Failure::Expired
-        } else if status.is_server_error()
-            || status.as_u16() == 408
-            || status.as_u16() == 429
+        } else if status >= 500
+            || status == 408
+            || status == 429
             || text.contains("<Code>IncompleteBody</Code>")
             || text.contains("<Code>RequestTimeout</Code>")
         {

@@ -1,10 +1,10 @@
 //! SIGTERM in each phase of a pipeline (create, parts, commit, wait poll,
 //! wait webhook, testflight, feedback): the binary exits 130, writes the
 //! outputs known so far, deletes its temporary webhook, and the next run of
-//! the same pipeline finishes the job with one build upload in total (the
-//! upload step says `skip-if-exists: true`, as a pipeline that may be re-run
-//! does: an interrupted AWAITING_UPLOAD upload is resumed, a committed one is
-//! waited for instead of uploaded again).
+//! the same pipeline, unchanged, finishes the job with one build upload in
+//! total (no `skip-if-exists`: an interrupted AWAITING_UPLOAD upload is
+//! resumed, and a committed one of the same file is reused and waited for
+//! instead of uploaded again).
 //! The process is held in a phase by a simulator hang aimed at that phase's
 //! request (or by a long processing time for the wait phases).
 
@@ -61,7 +61,7 @@ fn pipeline(env: &Env, phase: Phase) -> std::path::PathBuf {
         "{ timeout: 45s, poll: { interval: 1s }, webhook: { listen: \"127.0.0.1:0\", register: auto } }".to_string()
     };
     let yml = format!(
-        "version: 1\napp: {{ bundle-id: {BUNDLE} }}\nsteps:\n  - upload: {{ file: {}, skip-if-exists: true }}\n  - wait: {wait}\n  - testflight: {{ groups: [QA, Beta] }}\n  - feedback: {{ out: {} }}\n",
+        "version: 1\napp: {{ bundle-id: {BUNDLE} }}\nsteps:\n  - upload: {{ file: {} }}\n  - wait: {wait}\n  - testflight: {{ groups: [QA, Beta] }}\n  - feedback: {{ out: {} }}\n",
         ipa.display(),
         env.path("fb").display()
     );

@@ -6,7 +6,8 @@
 //! its groups, or ends in a documented exit code with a message naming the
 //! phase; never a panic, a run past its deadline, a duplicate upload or a
 //! half-distributed build. The table of cells and outcomes is printed.
-//! The relay row is left out: `src/relay/` has not landed.
+//! The relay row (`relay forward`) drives a relay instead of a pipeline: see
+//! `forward_faults.rs`.
 
 use crate::support::*;
 use asc_simulator::faults::{Kind, Target};
@@ -29,10 +30,11 @@ pub enum Phase {
     TestflightWhatsNew,
     FeedbackCrashLog,
     FeedbackScreenshot,
+    RelayForward,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 13] = [
+    pub const ALL: [Phase; 14] = [
         Phase::AppLookup,
         Phase::Create,
         Phase::Reserve,
@@ -46,6 +48,7 @@ impl Phase {
         Phase::TestflightWhatsNew,
         Phase::FeedbackCrashLog,
         Phase::FeedbackScreenshot,
+        Phase::RelayForward,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Phase {
             Phase::TestflightWhatsNew => "testflight whats-new",
             Phase::FeedbackCrashLog => "feedback crash log",
             Phase::FeedbackScreenshot => "feedback screenshot",
+            Phase::RelayForward => "relay forward",
         }
     }
 
@@ -82,6 +86,7 @@ impl Phase {
             Phase::TestflightWhatsNew => ("POST", "/v1/betaBuildLocalizations"),
             Phase::FeedbackCrashLog => ("GET", "/v1/betaFeedbackCrashSubmissions/{id}/crashLog"),
             Phase::FeedbackScreenshot => ("GET", "/_sim/screenshots/{id}/{n}"),
+            Phase::RelayForward => ("POST", "a relay's forward target"),
         }
     }
 
@@ -98,6 +103,7 @@ impl Phase {
             Phase::FeedbackCrashLog | Phase::FeedbackScreenshot => {
                 &["feedback", "crash", "screenshot"]
             }
+            Phase::RelayForward => &["forward"],
         }
     }
 }
@@ -273,6 +279,11 @@ pub fn judge(env: &Env, phase: Option<Phase>, result: Option<(u8, String)>) -> O
 }
 
 async fn cell(phase: Phase, kind: Kind, n: usize) -> (Phase, Kind, Outcome, Duration) {
+    if phase == Phase::RelayForward {
+        let t = Instant::now();
+        let outcome = crate::forward_faults::cell(kind, DEADLINE).await;
+        return (phase, kind, outcome, t.elapsed());
+    }
     let env = start_with(sim_config).await;
     env.sim().faults.set(asc_simulator::faults::Faults {
         retry_after_secs: 1,

@@ -8,6 +8,7 @@ mod credentials;
 mod doctor;
 mod fault_matrix;
 mod feedback;
+mod forward_faults;
 mod init;
 mod integrations;
 mod issue_standins;

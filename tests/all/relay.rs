@@ -616,3 +616,82 @@ async fn a_delivery_to_relay_a_wakes_a_wait_subscribed_to_relay_b() {
     a.kill().await;
     b.kill().await;
 }
+
+/// The GitHub Action's main step with `webhook-relay` and
+/// `webhook-relay-token`, as a hosted runner runs it: the token is masked,
+/// the generated pipeline waits through the relay (outbound only), and the
+/// relay's event decides the wait long before the 10-minute poll would.
+#[tokio::test]
+async fn the_github_action_waits_through_the_relay_with_a_masked_token() {
+    let env = start_with(|c| c.processing_delay = Duration::from_millis(2000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let relay = Relay::start(
+        dir.path(),
+        "one",
+        &["--spool", spool.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    flightdeck::api::resources::create_webhook(
+        &env.ctx().api,
+        APP_ID,
+        "relay",
+        &format!("{}/asc", relay.url),
+        SECRET,
+        &["BUILD_UPLOAD_STATE_UPDATED".to_string()],
+        true,
+    )
+    .await
+    .unwrap();
+    let ipa = env.ipa("Hosted.ipa", "1.0", "81", 50_000);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = dir.path().join("github-output");
+    let summary = dir.path().join("summary.md");
+    std::fs::write(&output, "").unwrap();
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg(repo.join("ci/github/run.sh"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("CI", "true")
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("RUNNER_TEMP", dir.path())
+        .env("ASC_API_BASE_URL", &env.sim.base_url)
+        .env("FD_BIN", env!("CARGO_BIN_EXE_flightdeck"))
+        .env("FD_APP_PATH", &ipa)
+        .env("FD_BUNDLE_ID", BUNDLE)
+        .env("FD_IN_API_KEY_ID", KEY_ID)
+        .env("FD_IN_API_ISSUER_ID", ISSUER)
+        .env("FD_IN_API_PRIVATE_KEY", &env.private_pem)
+        .env("FD_WAIT", "true")
+        .env("FD_TIMEOUT", "60s")
+        .env("FD_POLL_INTERVAL", "10m")
+        .env("FD_WEBHOOK_RELAY", &relay.url)
+        .env("FD_IN_RELAY_TOKEN", SUB_TOKEN)
+        .current_dir(dir.path());
+    let out = cmd.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}\n{}", relay.logs());
+    assert!(
+        stdout.contains(&format!("::add-mask::{SUB_TOKEN}")),
+        "the token is masked before anything runs: {stdout}"
+    );
+    let outputs = std::fs::read_to_string(&output).unwrap();
+    assert!(outputs.contains("processing-state"), "{outputs}");
+    assert!(outputs.contains("VALID"), "{outputs}");
+    let summary = std::fs::read_to_string(&summary).unwrap_or_default();
+    let all = format!("{stdout}{stderr}{summary}");
+    assert!(
+        all.contains("decided by webhook"),
+        "the relay's event ended the wait, not the 10-minute poll:\n{all}"
+    );
+    assert!(
+        !format!("{stderr}{summary}{outputs}").contains(SUB_TOKEN),
+        "the token never reaches a log, a summary or an output"
+    );
+    assert!(deliveries(&relay.metrics().await, "verified") >= 1.0);
+}

@@ -450,7 +450,7 @@ async fn without_the_end_game_a_straggler_holds_the_upload() {
     let n = parts.len();
     env.sim().faults.script(Scope::Part, Fault::Stall, 1);
     let sender = upload::parts::Sender {
-        http: ctx.api.transfer().clone(),
+        wire: upload::wire::Wire::new(ctx.api.transfer().clone(), true),
         file: ipa.clone(),
         concurrency: 4,
         hashing: upload::parts::Hashing::default(),

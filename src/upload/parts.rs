@@ -533,13 +533,7 @@ impl PartJob {
         }
         let answer = self
             .wire
-            .send(
-                &self.part.method,
-                &self.part.url,
-                &self.part.headers,
-                self.part.length,
-                body,
-            )
+            .send(&self.part, body)
             .await
             .map_err(Failure::Retry)?;
         let (status, text) = (answer.status, answer.text);

@@ -16,6 +16,7 @@
 //! With a proxy configured (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`) parts
 //! go through the shared reqwest client instead, which honours it.
 
+use super::parts::Part;
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body_util::BodyExt;
@@ -89,19 +90,12 @@ impl Wire {
         }
     }
 
-    /// Send one part: `method url` with `headers`, a `length`-byte body.
+    /// Send one part as its upload operation says, with `body` (its bytes).
     /// Err is a transport failure (connection, timeout), worded for a user.
-    pub async fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(String, String)],
-        length: u64,
-        body: BodyStream,
-    ) -> Result<Answer, String> {
+    pub async fn send(&self, part: &Part, body: BodyStream) -> Result<Answer, String> {
         match &self.inner {
-            Inner::Shared(client) => shared_send(client, method, url, headers, length, body).await,
-            Inner::Direct(client) => direct_send(client, method, url, headers, length, body).await,
+            Inner::Shared(client) => shared_send(client, part, body).await,
+            Inner::Direct(client) => direct_send(client, part, body).await,
         }
     }
 }
@@ -115,16 +109,15 @@ fn own_header(name: &str) -> bool {
 
 async fn shared_send(
     client: &reqwest::Client,
-    method: &str,
-    url: &str,
-    headers: &[(String, String)],
-    length: u64,
+    part: &Part,
     body: BodyStream,
 ) -> Result<Answer, String> {
-    let method = reqwest::Method::from_bytes(method.as_bytes())
-        .map_err(|_| format!("unknown method {method}"))?;
-    let mut req = client.request(method, url).header("content-length", length);
-    for (k, v) in headers.iter().filter(|(k, _)| !own_header(k)) {
+    let method = reqwest::Method::from_bytes(part.method.as_bytes())
+        .map_err(|_| format!("unknown method {}", part.method))?;
+    let mut req = client
+        .request(method, &part.url)
+        .header("content-length", part.length);
+    for (k, v) in part.headers.iter().filter(|(k, _)| !own_header(k)) {
         req = req.header(k, v);
     }
     let resp = req
@@ -142,21 +135,15 @@ async fn shared_send(
     Ok(Answer { status, text })
 }
 
-async fn direct_send(
-    client: &Direct,
-    method: &str,
-    url: &str,
-    headers: &[(String, String)],
-    length: u64,
-    body: BodyStream,
-) -> Result<Answer, String> {
+async fn direct_send(client: &Direct, part: &Part, body: BodyStream) -> Result<Answer, String> {
     use futures_util::TryStreamExt;
-    let uri: http::Uri = url
+    let uri: http::Uri = part
+        .url
         .parse()
         .map_err(|e| format!("the part URL is not a URL ({e})"))?;
     let host = uri.host().unwrap_or_default().to_string();
-    let method = http::Method::from_bytes(method.as_bytes())
-        .map_err(|_| format!("unknown method {method}"))?;
+    let method = http::Method::from_bytes(part.method.as_bytes())
+        .map_err(|_| format!("unknown method {}", part.method))?;
     // The watchdog: when the body last moved (ms since `start`).
     let start = Instant::now();
     let moved = Arc::new(AtomicU64::new(0));
@@ -168,9 +155,9 @@ async fn direct_send(
     let mut req = http::Request::builder()
         .method(method)
         .uri(uri)
-        .header(http::header::CONTENT_LENGTH, length)
+        .header(http::header::CONTENT_LENGTH, part.length)
         .header(http::header::USER_AGENT, crate::api::client::USER_AGENT);
-    for (k, v) in headers.iter().filter(|(k, _)| !own_header(k)) {
+    for (k, v) in part.headers.iter().filter(|(k, _)| !own_header(k)) {
         req = req.header(k.as_str(), v.as_str());
     }
     let req = req

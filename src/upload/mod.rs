@@ -203,7 +203,14 @@ async fn earlier(ctx: &Ctx, plan: &UploadPlan, app_id: &str, a: &Artifact) -> Re
         ));
         Found::Done(id.to_string(), Earlier::Skipped, build)
     };
-    match guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform).await? {
+    // Both lookups go out together: on a long round trip each one saved is
+    // time before the first part (the builds list is used only when no build
+    // upload has this number).
+    let (existing, builds) = tokio::join!(
+        guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform),
+        build_only(ctx, app_id, a)
+    );
+    match existing? {
         guard::Existing::Taken(u) if same_file(ctx, &u, a).await? => {
             ctx.ci.notice(format!(
                 "{} was already uploaded as build upload {} by an earlier run; reusing it",
@@ -222,7 +229,7 @@ async fn earlier(ctx: &Ctx, plan: &UploadPlan, app_id: &str, a: &Artifact) -> Re
             );
             Ok(Found::Resume(Box::new(u)))
         }
-        guard::Existing::None => match build_only(ctx, app_id, a).await? {
+        guard::Existing::None => match builds? {
             Some(b) if plan.skip_if_exists => Ok(skip("", Some(b.clone()), &format!("build {b}"))),
             Some(_) => Err(already_uploaded(ctx, app_id, a, None).await),
             None => Ok(Found::Nothing),

@@ -15,7 +15,8 @@
 //! sizes in MiB, default `8,5,32`), FLIGHTDECK_BENCH_CONCURRENCY (default 4),
 //! FLIGHTDECK_WAN_LIMIT_SECS (a run's time limit, default 90; a run stopped
 //! there shows as `>90`), FLIGHTDECK_BENCH_BIN (another flightdeck binary),
-//! FLIGHTDECK_UPLOAD_TUNING (passed on: techniques to switch off).
+//! FLIGHTDECK_UPLOAD_TUNING (passed on: techniques to switch off),
+//! FLIGHTDECK_WAN_LOGS (a directory that keeps every run's stderr log).
 
 use asc_simulator::fixture::{AppSpec, write_ipa};
 use asc_simulator::{self as simulator, SimConfig, state::DEMO_BUNDLE_ID};
@@ -198,6 +199,11 @@ impl Bench {
             .expect("run wan-link");
         let outer = started.elapsed().as_secs_f64();
         let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(keep) = std::env::var_os("FLIGHTDECK_WAN_LOGS") {
+            let name = format!("run{}-{}.log", self.count, p.name.replace('/', "-"));
+            let _ = std::fs::create_dir_all(&keep);
+            let _ = std::fs::write(Path::new(&keep).join(name), &text);
+        }
         let timed_out = status.code() == Some(124);
         assert!(
             status.success() || timed_out,

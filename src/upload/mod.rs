@@ -128,7 +128,12 @@ pub async fn run(ctx: &Ctx, plan: &UploadPlan) -> Result<Uploaded, Error> {
         a.bundle_id,
         a.size
     );
-    let app_id = resolve_app(ctx, plan.app.as_ref(), &a.bundle_id).await?;
+    // With an app id, checking that app goes out with the guard's lookups
+    // (in `earlier`); a bundle id must be resolved first.
+    let app_id = match &plan.app {
+        Some(AppRef::Id(id)) => id.clone(),
+        app => resolve_app(ctx, app.as_ref(), &a.bundle_id).await?,
+    };
     let start = Instant::now();
     let done = |id: &str, bytes: u64, how: Earlier| Uploaded {
         build_upload_id: id.to_string(),
@@ -203,13 +208,24 @@ async fn earlier(ctx: &Ctx, plan: &UploadPlan, app_id: &str, a: &Artifact) -> Re
         ));
         Found::Done(id.to_string(), Earlier::Skipped, build)
     };
-    // Both lookups go out together: on a long round trip each one saved is
+    // The lookups go out together: on a long round trip each one saved is
     // time before the first part (the builds list is used only when no build
-    // upload has this number).
-    let (existing, builds) = tokio::join!(
+    // upload has this number). All are reads; the app check decides first,
+    // so a wrong app id fails before anything is said about its builds.
+    let app_check = async {
+        match &plan.app {
+            Some(AppRef::Id(_)) => resolve_app(ctx, plan.app.as_ref(), &a.bundle_id)
+                .await
+                .map(drop),
+            _ => Ok(()),
+        }
+    };
+    let (app, existing, builds) = tokio::join!(
+        app_check,
         guard::existing(&ctx.api, app_id, &a.version, &a.build_number, &a.platform),
         build_only(ctx, app_id, a)
     );
+    app?;
     match existing? {
         guard::Existing::Taken(u) if same_file(ctx, &u, a).await? => {
             ctx.ci.notice(format!(

@@ -346,6 +346,9 @@ async fn bad_artifacts_exit_2_with_nothing_created() {
     std::fs::write(env.path("empty.ipa"), b"").unwrap();
     std::fs::write(env.path("junk.ipa"), b"not a zip").unwrap();
     let good = env.ipa("G.ipa", "1.0", "1", 10_000);
+    // An app that exists, but is not the artifact's: its check runs alongside
+    // the guard's lookups and must still stop the upload.
+    env.sim().lock().add_app("555", "com.other.app", "Other");
     let cases = [
         (plan(&env.path("missing.ipa")), "no such file"),
         (plan(&env.path("empty.ipa")), "the file is empty"),
@@ -370,6 +373,13 @@ async fn bad_artifacts_exit_2_with_nothing_created() {
                 ..plan(&good)
             },
             "looking up app 999",
+        ),
+        (
+            UploadPlan {
+                app: Some(AppRef::Id("555".into())),
+                ..plan(&good)
+            },
+            "app 555 has bundle id com.other.app, but the artifact is",
         ),
     ];
     for (p, want) in cases {
